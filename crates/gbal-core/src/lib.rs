@@ -1,0 +1,1 @@
+//! gbal domain types.

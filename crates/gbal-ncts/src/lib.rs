@@ -1,0 +1,1 @@
+//! NCTS messages.
