@@ -1,0 +1,98 @@
+//! The command line: what each subcommand is for, in words a newcomer understands.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::duration::HumanDuration;
+
+/// gbal: the guarantee-balance gateway.
+///
+/// Callers ask for the balance of a guarantee (GRN + access code); gbal sends an IE034 query to
+/// the Guarantee Management System, tracks the request until the reply arrives, and answers
+/// HMRC's Guarantee Balance API, versions 1 and 2.
+///
+/// Try it: `gbal serve` (no configuration needed), then in another terminal
+/// `gbal token --sub me` and `gbal check --url http://127.0.0.1:8080 --token <token>
+/// --grn 26GB0000010000012 --access-code AC01 --tin GB000000000001`.
+#[derive(Debug, Parser)]
+#[command(name = "gbal", version, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print a signed development token (needs an HS256 secret; development mode has one).
+    Token(TokenArgs),
+    /// Work with NCTS messages: print the IE034 gbal would send, or inspect a message file.
+    #[command(subcommand)]
+    Ncts(NctsCommand),
+    /// Exit 0 when a plain-HTTP URL answers 2xx (a health check for images without curl).
+    Healthcheck {
+        /// The URL to GET, e.g. http://127.0.0.1:8080/livez.
+        url: String,
+        /// Give up after this long.
+        #[arg(long, default_value = "3s", value_parser = parse_duration)]
+        timeout: HumanDuration,
+    },
+}
+
+/// `--config FILE`, shared by the subcommands that read gbal's configuration.
+#[derive(Debug, Args)]
+pub struct ConfigArg {
+    /// A TOML file layered over the built-in defaults (see config/default.toml); GBAL_*
+    /// environment variables override both.
+    #[arg(long, value_name = "FILE", env = "GBAL_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+/// `gbal token`.
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    /// The caller's identity (the token's `sub`): requests are visible only to their caller.
+    #[arg(long)]
+    pub sub: String,
+    /// The scope to grant; defaults to the one gbal requires.
+    #[arg(long)]
+    pub scope: Option<String>,
+    /// How long the token is valid.
+    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    pub ttl: HumanDuration,
+    #[command(flatten)]
+    pub config: ConfigArg,
+}
+
+/// `gbal ncts ...`.
+#[derive(Debug, Subcommand)]
+pub enum NctsCommand {
+    /// Print the IE034 gbal would send for a query (as it travels, inside <transitRequest>).
+    Ie034 {
+        /// Guarantee reference number.
+        #[arg(long)]
+        grn: String,
+        /// The guarantee's access code (4 letters or digits).
+        #[arg(long)]
+        access_code: String,
+        /// The principal's EORI/TIN (API v1 queries carry it).
+        #[arg(long)]
+        tin: Option<String>,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Validate an IE034, IE037, IE906 or IE917 file against its schema rules and print what it
+    /// says, or every problem with its line and column (exit 1).
+    Inspect {
+        /// The XML file.
+        file: PathBuf,
+    },
+}
+
+fn parse_duration(text: &str) -> Result<HumanDuration, String> {
+    crate::duration::parse(text)
+        .map(HumanDuration)
+        .map_err(|e| e.to_string())
+}

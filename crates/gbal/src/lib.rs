@@ -1,0 +1,9 @@
+//! The gbal binary's library: configuration, the subcommands, and the wiring of the crates
+//! into one process.
+
+pub mod cli;
+pub mod config;
+pub mod duration;
+pub mod healthcheck;
+pub mod ncts;
+pub mod token;

@@ -1,0 +1,98 @@
+//! `gbal`: the guarantee-balance gateway.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use gbal::cli::{Cli, Command, NctsCommand};
+use gbal::config::{Config, ConfigError};
+use gbal::{healthcheck, ncts, token};
+
+/// Exit code for bad configuration or input.
+const USAGE: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(Failure::Config(e)) => {
+            eprintln!("gbal: {e}");
+            ExitCode::from(USAGE)
+        }
+        Err(Failure::Other(e)) => {
+            eprintln!("gbal: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+enum Failure {
+    Config(ConfigError),
+    Other(anyhow::Error),
+}
+
+impl From<ConfigError> for Failure {
+    fn from(e: ConfigError) -> Self {
+        Failure::Config(e)
+    }
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Self {
+        Failure::Other(e)
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode, Failure> {
+    match cli.command {
+        Command::Token(args) => {
+            let config = Config::load(args.config.config.as_deref())?;
+            println!(
+                "{}",
+                token::mint(&config, &args.sub, args.scope.as_deref(), args.ttl.0)?
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Ncts(NctsCommand::Ie034 {
+            grn,
+            access_code,
+            tin,
+            config,
+        }) => {
+            let config = Config::load(config.config.as_deref())?;
+            match ncts::ie034(&config, &grn, &access_code, tin.as_deref()) {
+                Ok(xml) => {
+                    println!("{xml}");
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    eprintln!("gbal: invalid query:\n{e}");
+                    Ok(ExitCode::from(USAGE))
+                }
+            }
+        }
+        Command::Ncts(NctsCommand::Inspect { file }) => {
+            let bytes = std::fs::read(&file)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+            match ncts::inspect_file(&bytes) {
+                Ok(text) => {
+                    print!("{text}");
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(text) => {
+                    print!("{text}");
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
+        Command::Healthcheck { url, timeout } => match healthcheck::check(&url, timeout.0) {
+            Ok(line) => {
+                println!("{line}");
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => {
+                eprintln!("gbal healthcheck {url}: {e}");
+                Ok(ExitCode::FAILURE)
+            }
+        },
+    }
+}
