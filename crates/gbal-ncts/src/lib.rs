@@ -1,1 +1,6 @@
 //! NCTS messages.
+
+pub mod schema;
+pub mod validate;
+
+pub use validate::{Document, Limits, MessageKind, Node, SchemaError, validate, validate_any};
