@@ -14,7 +14,7 @@ use crate::duration::HumanDuration;
 ///
 /// Try it: `gbal serve` (no configuration needed), then in another terminal
 /// `gbal token --sub me` and `gbal check --url http://127.0.0.1:8080 --token <token>
-/// --grn 26GB0000010000012 --access-code AC01 --tin GB000000000001`.
+/// --grn 26GB0000010000012 --access-code AC01 --tin GB954131533000`.
 #[derive(Debug, Parser)]
 #[command(name = "gbal", version, propagate_version = true)]
 pub struct Cli {

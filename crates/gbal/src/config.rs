@@ -493,6 +493,7 @@ mod tests {
         Config::load(path.as_deref())
     }
 
+    #[allow(clippy::result_large_err)] // figment's own error type, in tests only
     fn jailed(f: impl FnOnce(&mut Jail)) {
         Jail::expect_with(|jail| {
             f(jail);
