@@ -31,6 +31,9 @@ pub enum Command {
     /// Work with NCTS messages: print the IE034 gbal would send, or inspect a message file.
     #[command(subcommand)]
     Ncts(NctsCommand),
+    /// Run the GMS simulator as an HTTP server: it takes IE034 messages (and phase-5 JSON
+    /// calls) like GMS does and posts IE037/IE906/IE917 replies back to gbal.
+    GmsSim(GmsSimArgs),
     /// Exit 0 when a plain-HTTP URL answers 2xx (a health check for images without curl).
     Healthcheck {
         /// The URL to GET, e.g. http://127.0.0.1:8080/livez.
@@ -48,6 +51,29 @@ pub struct ConfigArg {
     /// environment variables override both.
     #[arg(long, value_name = "FILE", env = "GBAL_CONFIG")]
     pub config: Option<PathBuf>,
+}
+
+/// `gbal gms-sim`.
+#[derive(Debug, Args)]
+pub struct GmsSimArgs {
+    /// Where to listen.
+    #[arg(long, default_value = "127.0.0.1:9000")]
+    pub listen: std::net::SocketAddr,
+    /// A TOML dataset of guarantees (see docs/sandbox.md); the built-in sandbox when absent.
+    #[arg(long, value_name = "FILE")]
+    pub dataset: Option<PathBuf>,
+    /// gbal's internal listener; replies go to `<URL>/balances/<recipient>`.
+    #[arg(long, value_name = "URL")]
+    pub reply_to: Option<String>,
+    /// Bearer token sent with every reply (gbal's `internal.reply_token`).
+    #[arg(long, env = "GBAL_SIM_REPLY_TOKEN", hide_env_values = true)]
+    pub reply_token: Option<String>,
+    /// Bearer token gbal must send (gbal's `gms.token`); none required when absent.
+    #[arg(long, env = "GBAL_SIM_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Queries each TIN may make per 24 hours.
+    #[arg(long, default_value_t = 1000)]
+    pub query_limit: u32,
 }
 
 /// `gbal token`.

@@ -4,6 +4,9 @@
 pub mod cli;
 pub mod config;
 pub mod duration;
+pub mod gms_sim;
 pub mod healthcheck;
 pub mod ncts;
+pub mod signals;
+pub mod telemetry;
 pub mod token;

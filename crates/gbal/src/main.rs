@@ -5,7 +5,11 @@ use std::process::ExitCode;
 use clap::Parser;
 use gbal::cli::{Cli, Command, NctsCommand};
 use gbal::config::{Config, ConfigError};
+use gbal::gms_sim::{self, GmsSimOptions};
+use gbal::signals;
+use gbal::telemetry::Telemetry;
 use gbal::{healthcheck, ncts, token};
+use tokio_util::sync::CancellationToken;
 
 /// Exit code for bad configuration or input.
 const USAGE: u8 = 2;
@@ -40,6 +44,13 @@ impl From<anyhow::Error> for Failure {
     fn from(e: anyhow::Error) -> Self {
         Failure::Other(e)
     }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::Other(anyhow::Error::new(e).context("starting the Tokio runtime")))
 }
 
 fn run(cli: Cli) -> Result<ExitCode, Failure> {
@@ -83,6 +94,26 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
                     Ok(ExitCode::FAILURE)
                 }
             }
+        }
+        Command::GmsSim(args) => {
+            let runtime = runtime()?;
+            runtime.block_on(async {
+                let telemetry = Telemetry::init(&Config::load(None)?.telemetry)?;
+                let shutdown = CancellationToken::new();
+                tokio::spawn(signals::cancel_on_signal(shutdown.clone()));
+                let options = GmsSimOptions {
+                    listen: args.listen,
+                    dataset: args.dataset,
+                    reply_to: args.reply_to,
+                    reply_token: args.reply_token,
+                    token: args.token,
+                    query_limit: args.query_limit,
+                };
+                let result = gms_sim::run(options, shutdown).await;
+                telemetry.shutdown();
+                result?;
+                Ok::<_, Failure>(ExitCode::SUCCESS)
+            })
         }
         Command::Healthcheck { url, timeout } => match healthcheck::check(&url, timeout.0) {
             Ok(line) => {
