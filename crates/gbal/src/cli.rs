@@ -31,6 +31,9 @@ pub enum Command {
     /// Work with NCTS messages: print the IE034 gbal would send, or inspect a message file.
     #[command(subcommand)]
     Ncts(NctsCommand),
+    /// Ask a running gbal for a balance (or for an earlier request by its id), wait for the
+    /// answer while it is pending, and print it.
+    Check(CheckArgs),
     /// Run the GMS simulator as an HTTP server: it takes IE034 messages (and phase-5 JSON
     /// calls) like GMS does and posts IE037/IE906/IE917 replies back to gbal.
     GmsSim(GmsSimArgs),
@@ -51,6 +54,42 @@ pub struct ConfigArg {
     /// environment variables override both.
     #[arg(long, value_name = "FILE", env = "GBAL_CONFIG")]
     pub config: Option<PathBuf>,
+}
+
+/// `gbal check`.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["grn", "balance_id"])))]
+pub struct CheckArgs {
+    /// gbal's public URL.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// The API's base path.
+    #[arg(long, default_value = "/customs/guarantees")]
+    pub base_path: String,
+    /// A bearer token (`gbal token --sub me` makes one for a development gbal).
+    #[arg(long, env = "GBAL_TOKEN", hide_env_values = true)]
+    pub token: String,
+    /// Guarantee reference number to check.
+    #[arg(long, requires = "access_code", conflicts_with = "balance_id")]
+    pub grn: Option<String>,
+    /// The guarantee's access code.
+    #[arg(long)]
+    pub access_code: Option<String>,
+    /// The principal's EORI/TIN (API v1).
+    #[arg(long)]
+    pub tin: Option<String>,
+    /// API version: 1 (asynchronous, with TIN) or 2 (synchronous).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=2))]
+    pub api: u8,
+    /// Read an earlier v1 request by its balance id instead.
+    #[arg(long)]
+    pub balance_id: Option<String>,
+    /// Print gbal's JSON answer instead of a summary.
+    #[arg(long)]
+    pub json: bool,
+    /// Stop polling a pending request after this long.
+    #[arg(long, default_value = "2m", value_parser = parse_duration)]
+    pub timeout: HumanDuration,
 }
 
 /// `gbal gms-sim`.

@@ -1,6 +1,7 @@
 //! The gbal binary's library: configuration, the subcommands, and the wiring of the crates
 //! into one process.
 
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod duration;

@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use gbal::check::{self, CheckOptions, Question};
 use gbal::cli::{Cli, Command, NctsCommand};
 use gbal::config::{Config, ConfigError};
 use gbal::gms_sim::{self, GmsSimOptions};
@@ -94,6 +95,37 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
                     Ok(ExitCode::FAILURE)
                 }
             }
+        }
+        Command::Check(args) => {
+            let question = match (args.grn, args.access_code, args.balance_id) {
+                (Some(grn), Some(access_code), _) => Question::Check {
+                    grn,
+                    access_code,
+                    tin: args.tin,
+                    api: args.api,
+                },
+                (_, _, Some(id)) => Question::BalanceId(id),
+                _ => {
+                    return Err(Failure::Config(ConfigError(
+                        "gbal check needs --grn and --access-code, or --balance-id".into(),
+                    )));
+                }
+            };
+            let options = CheckOptions {
+                url: args.url,
+                base_path: args.base_path,
+                token: args.token,
+                json: args.json,
+                interval: std::time::Duration::from_secs(1),
+                timeout: args.timeout.0,
+            };
+            let answer = runtime()?.block_on(check::run(&options, &question))?;
+            println!("{}", answer.text);
+            Ok(if answer.balance {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         Command::GmsSim(args) => {
             let runtime = runtime()?;
