@@ -4,6 +4,7 @@
 
 pub mod access_code;
 pub mod amount;
+pub mod balance;
 pub mod clock;
 pub mod field;
 pub mod gms;
@@ -18,9 +19,13 @@ pub mod tracker;
 
 pub use access_code::AccessCode;
 pub use amount::{Amount, Currency};
+pub use balance::{
+    BalanceConfig, BalanceService, CallContext, CheckError, CheckOutcome, ReplyError, ReplyFields,
+    ReplyRecorded,
+};
 pub use clock::{Clock, SystemClock};
 pub use field::{FieldError, FieldErrors};
-pub use gms::{Gms, GmsError, ReplySink, SubmitContext, Submission};
+pub use gms::{Gms, GmsError, ReplySink, Submission, SubmitContext};
 pub use grn::{Country, Grn, GrnV2Error};
 pub use guarantee_type::GuaranteeType;
 pub use id::{BalanceRequestId, MessageId, UniqueReference};

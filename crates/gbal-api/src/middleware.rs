@@ -1,0 +1,229 @@
+//! The layers around every route, and the order they run in.
+//!
+//! From the outside in (the first sees the request first and the response last):
+//!
+//! 1. `sanitize_request_id`: an incoming `X-Request-Id` is kept only if it is 1 to 64
+//!    characters of `[A-Za-z0-9._:-]`; anything else is dropped, so that no caller-chosen
+//!    bytes reach a log line, and a fresh one is made in step 2.
+//! 2. `SetRequestIdLayer`: makes a UUID request id when there is none.
+//! 3. `PropagateRequestIdLayer`: echoes the request id on the response.
+//! 4. `SetSensitiveRequestHeadersLayer`: marks `Authorization`, `Cookie` and
+//!    `Proxy-Authorization` sensitive, so the trace layer never prints them.
+//! 5. `TraceLayer`: one span per request with the method, the matched route (never the raw
+//!    path), the request id, and the caller once authenticated.
+//! 6. `record_metrics`: `http_server_request_duration_seconds` by method, matched route and
+//!    status, so it sees the final status of everything below.
+//! 7. `error_body`: gives bare error responses from below (axum's 405, the timeout's 503, the
+//!    body limit's 413) the same JSON body as every other error.
+//! 8. `CatchPanicLayer`: a panicking handler becomes the opaque 500 body (the panic is logged).
+//! 9. `TimeoutLayer`: a request still running after `request_timeout` is answered 503.
+//! 10. `RequestBodyLimitLayer`: bodies over the listener's limit are refused with 413. A body
+//!     whose declared length is over the limit is refused here, before authentication: it is
+//!     the cheapest refusal and tells an unauthenticated caller nothing.
+//!
+//! Then routing, then the handler's extractors in the order of API.md: auth, Accept, body,
+//! fields; then the rate limits and the balance service.
+
+use std::any::Any;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{FromRequestParts, MatchedPath, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use gbal_core::CallContext;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::error::{ApiError, ErrorBodyWritten};
+
+/// The request id header.
+pub(crate) const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Wraps every route of `router` (and its fallback) in the layers above.
+pub(crate) fn around<S: Clone + Send + Sync + 'static>(
+    router: Router<S>,
+    body_limit: usize,
+    request_timeout: Duration,
+) -> Router<S> {
+    router.layer(
+        ServiceBuilder::new()
+            .layer(middleware::from_fn(sanitize_request_id))
+            .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+            .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+            .layer(SetSensitiveRequestHeadersLayer::new([
+                header::AUTHORIZATION,
+                header::COOKIE,
+                header::PROXY_AUTHORIZATION,
+            ]))
+            .layer(TraceLayer::new_for_http().make_span_with(make_span))
+            .layer(middleware::from_fn(record_metrics))
+            .layer(middleware::from_fn(error_body))
+            .layer(CatchPanicLayer::custom(panic_response))
+            .layer(TimeoutLayer::with_status_code(
+                StatusCode::SERVICE_UNAVAILABLE,
+                request_timeout,
+            ))
+            .layer(RequestBodyLimitLayer::new(body_limit)),
+    )
+}
+
+/// Whether a request id is safe to keep and log.
+pub(crate) fn is_well_formed_request_id(value: &[u8]) -> bool {
+    (1..=64).contains(&value.len())
+        && value
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(b))
+}
+
+async fn sanitize_request_id(mut request: Request, next: Next) -> Response {
+    let values: Vec<&HeaderValue> = request.headers().get_all(&REQUEST_ID).iter().collect();
+    let keep = values.len() == 1 && is_well_formed_request_id(values[0].as_bytes());
+    if !keep {
+        request.headers_mut().remove(&REQUEST_ID);
+    }
+    next.run(request).await
+}
+
+fn route_of<B>(request: &axum::http::Request<B>) -> String {
+    request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned())
+}
+
+fn make_span(request: &axum::http::Request<Body>) -> tracing::Span {
+    let request_id = request
+        .headers()
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    tracing::info_span!(
+        "request",
+        method = %request.method(),
+        route = %route_of(request),
+        request_id = %request_id,
+        caller = tracing::field::Empty,
+    )
+}
+
+async fn record_metrics(request: Request, next: Next) -> Response {
+    let method = request.method().to_string();
+    let route = route_of(&request);
+    let started = Instant::now();
+    let response = next.run(request).await;
+    metrics::histogram!(
+        "http_server_request_duration_seconds",
+        "http_request_method" => method,
+        "http_route" => route,
+        "http_response_status_code" => response.status().as_u16().to_string(),
+    )
+    .record(started.elapsed().as_secs_f64());
+    response
+}
+
+async fn error_body(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error())
+        || response.extensions().get::<ErrorBodyWritten>().is_some()
+    {
+        return response;
+    }
+    let (parts, _) = response.into_parts();
+    let mut replaced = ApiError::from_status(status).into_response();
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            replaced.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    replaced
+}
+
+fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
+    let detail = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("a panic without a message");
+    ApiError::Internal(format!("the handler panicked: {detail}")).into_response()
+}
+
+/// The request id and trace context of the current request, to pass on to GMS.
+#[derive(Debug, Clone)]
+pub(crate) struct Correlation(pub CallContext);
+
+impl<S: Send + Sync> FromRequestParts<S> for Correlation {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let text = |name: &str| {
+            parts
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        Ok(Correlation(CallContext {
+            request_id: text("x-request-id"),
+            traceparent: text("traceparent").filter(|t| is_traceparent(t)),
+        }))
+    }
+}
+
+/// Whether `value` is a W3C `traceparent` of version 00: `00-<32 hex>-<16 hex>-<2 hex>`.
+fn is_traceparent(value: &str) -> bool {
+    let parts: Vec<&str> = value.split('-').collect();
+    let hex = |s: &str, n: usize| {
+        s.len() == n
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    parts.len() == 4
+        && parts[0] == "00"
+        && hex(parts[1], 32)
+        && hex(parts[2], 16)
+        && hex(parts[3], 2)
+        && parts[1] != "0".repeat(32)
+        && parts[2] != "0".repeat(16)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids() {
+        assert!(is_well_formed_request_id(b"abc-123_x.y:z"));
+        assert!(is_well_formed_request_id(&[b'a'; 64]));
+        assert!(!is_well_formed_request_id(&[b'a'; 65]));
+        assert!(!is_well_formed_request_id(b""));
+        assert!(!is_well_formed_request_id(b"a b"));
+        assert!(!is_well_formed_request_id("é".as_bytes()));
+    }
+
+    #[test]
+    fn traceparents() {
+        assert!(is_traceparent(
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        ));
+        assert!(!is_traceparent(
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01"
+        ));
+        assert!(!is_traceparent(
+            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        ));
+        assert!(!is_traceparent(
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01"
+        ));
+        assert!(!is_traceparent("garbage"));
+    }
+}

@@ -1,0 +1,80 @@
+//! Probes and documents: `/livez`, `/readyz`, `/openapi.json`, and `/metrics` on the
+//! internal listener.
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::error::ApiError;
+use crate::openapi::ErrorBody;
+use crate::state::AppState;
+
+/// The body of a probe that passed.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct ProbeOk {
+    /// `UP` or `READY`.
+    status: &'static str,
+}
+
+/// The process is up. Never touches the database or GMS.
+#[utoipa::path(get, path = "/livez", tag = "probes",
+    responses((status = 200, description = "The process is up", body = ProbeOk)))]
+pub(crate) async fn livez() -> Response {
+    (StatusCode::OK, axum::Json(ProbeOk { status: "UP" })).into_response()
+}
+
+/// Ready for traffic: the request store answers within the readiness timeout and the
+/// process is not shutting down. GMS is not consulted: its outage must not take every
+/// replica out of the load balancer at once.
+#[utoipa::path(get, path = "/readyz", tag = "probes",
+    responses(
+        (status = 200, description = "Ready", body = ProbeOk),
+        (status = 503, description = "SERVICE_UNAVAILABLE: shutting down or the database does not answer", body = ErrorBody),
+    ))]
+pub(crate) async fn readyz(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let unavailable = |reason: String| ApiError::ServiceUnavailable {
+        retry_after: Duration::from_secs(1),
+        reason,
+    };
+    if state.is_draining() {
+        return Err(unavailable("shutting down".to_owned()));
+    }
+    let timeout = state.config().readiness_timeout;
+    match tokio::time::timeout(timeout, state.service().tracker().ping()).await {
+        Ok(Ok(())) => Ok((StatusCode::OK, axum::Json(ProbeOk { status: "READY" })).into_response()),
+        Ok(Err(error)) => Err(unavailable(format!("readiness: {error}"))),
+        Err(_) => Err(unavailable(format!(
+            "readiness: the request store did not answer within {timeout:?}"
+        ))),
+    }
+}
+
+/// This document.
+#[utoipa::path(get, path = "/openapi.json", tag = "probes",
+    responses((status = 200, description = "The OpenAPI 3.1 document of the public API", content_type = "application/json")))]
+pub(crate) async fn openapi_json(State(state): State<AppState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        state.openapi_json().to_owned(),
+    )
+        .into_response()
+}
+
+/// Prometheus text (internal listener).
+pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
+    let text = state.metrics().map(|render| render()).unwrap_or_default();
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
+        text,
+    )
+        .into_response()
+}

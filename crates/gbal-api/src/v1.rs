@@ -1,0 +1,330 @@
+//! API v1 (phase 4, asynchronous): `POST /balances` and `GET /balances/{balanceId}`.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::Response;
+use gbal_core::{
+    AccessCode, Amount, ApiVersion, BalanceQuery, BalanceRequest, BalanceRequestId, CheckError,
+    CheckOutcome, Currency, Grn, NctsError, Outcome, Tin, ncts_error,
+};
+use serde::Serialize;
+
+use crate::accept::AcceptV1;
+use crate::auth::Caller;
+use crate::body::V1Body;
+use crate::check::{self, Refused};
+use crate::error::ApiError;
+use crate::hal::{self, Links};
+use crate::limit::Refusal;
+use crate::middleware::Correlation;
+use crate::openapi::{ErrorBody, FunctionalErrorItem};
+use crate::state::AppState;
+use crate::time_format::rfc3339;
+
+/// The body of `POST /balances` (for the OpenAPI document; the handler reads it by hand to
+/// report errors by JSON path).
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)]
+pub(crate) struct V1BalanceRequest {
+    /// The principal's TIN (EORI): 1 to 17 letters and digits.
+    #[schema(example = "GB123456789012", min_length = 1, max_length = 17)]
+    tax_identifier: String,
+    /// The GRN: 1 to 24 letters and digits.
+    #[schema(example = "20GB0000010000GX1", min_length = 1, max_length = 24)]
+    guarantee_reference: String,
+    /// The access code: 4 letters and digits.
+    #[schema(example = "ABC1", min_length = 4, max_length = 4)]
+    access_code: String,
+}
+
+/// A balance.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct BalanceBody {
+    /// The balance, an exact decimal.
+    #[schema(value_type = f64, example = 12345678.9)]
+    balance: Amount,
+    /// Its ISO currency code.
+    #[schema(value_type = String, example = "GBP")]
+    currency: Currency,
+}
+
+/// `200` of `POST /balances`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct PostBalanceOk {
+    response: BalanceBody,
+}
+
+/// `202` of `POST /balances`: the request is pending; poll `_links.self`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct PostBalancePending {
+    #[serde(rename = "_links")]
+    links: Links,
+    balance_id: String,
+}
+
+/// `200` of `GET /balances/{balanceId}`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct GetBalanceOk {
+    #[serde(rename = "_links")]
+    links: Links,
+    request: RequestBody,
+}
+
+/// A balance request as v1 shows it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct RequestBody {
+    balance_id: String,
+    tax_identifier: String,
+    guarantee_reference: String,
+    /// RFC 3339, UTC.
+    requested_at: String,
+    /// RFC 3339, UTC; once GMS answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    completed_at: Option<String>,
+    /// What GMS answered, once it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response: Option<RequestOutcome>,
+}
+
+/// What GMS answered to a v1 request.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(tag = "status")]
+pub(crate) enum RequestOutcome {
+    /// A balance.
+    #[serde(rename = "SUCCESS")]
+    Success {
+        #[schema(value_type = f64)]
+        balance: Amount,
+        #[schema(value_type = String)]
+        currency: Currency,
+    },
+    /// GMS refused the query.
+    #[serde(rename = "FUNCTIONAL_ERROR")]
+    FunctionalError {
+        #[schema(value_type = Vec<FunctionalErrorItem>)]
+        errors: Vec<NctsError>,
+    },
+}
+
+fn self_href(state: &AppState, id: BalanceRequestId) -> String {
+    format!("{}/balances/{id}", state.config().base_path)
+}
+
+/// Ask for a guarantee's balance (API v1).
+#[utoipa::path(
+    post,
+    path = "/balances",
+    tag = "v1",
+    security(("bearer" = [])),
+    params(("Accept" = String, Header, description = "application/vnd.hmrc.1.0+json")),
+    request_body(content = V1BalanceRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "GMS answered with a balance", body = PostBalanceOk),
+        (status = 202, description = "No answer yet: poll the Location", body = PostBalancePending,
+            headers(("Location" = String, description = "The balance request"))),
+        (status = 400, description = "INVALID_REQUEST_JSON, BAD_REQUEST (fields) or FUNCTIONAL_ERROR", body = ErrorBody),
+        (status = 401, description = "UNAUTHORIZED", body = ErrorBody),
+        (status = 403, description = "FORBIDDEN: the token lacks the scope", body = ErrorBody),
+        (status = 406, description = "ACCEPT_HEADER_INVALID", body = ErrorBody),
+        (status = 413, description = "REQUEST_ENTITY_TOO_LARGE", body = ErrorBody),
+        (status = 415, description = "UNSUPPORTED_MEDIA_TYPE", body = ErrorBody),
+        (status = 429, description = "TOO_MANY_REQUESTS: API_RATE_LIMIT, CLIENT_RATE_LIMIT or GMS_QUERY_LIMIT", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 500, description = "INTERNAL_SERVER_ERROR", body = ErrorBody),
+        (status = 502, description = "BAD_GATEWAY", body = ErrorBody),
+        (status = 503, description = "SERVICE_UNAVAILABLE", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    )
+)]
+pub(crate) async fn post_balances(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    _: AcceptV1,
+    Correlation(context): Correlation,
+    body: V1Body,
+) -> Result<Response, ApiError> {
+    let query = parse_fields(&body)?;
+    let result = check::run(&state, &caller, &query, ApiVersion::V1, &context).await;
+    post_answer(&state, result)
+}
+
+/// The fields of a v1 body, every broken rule reported in order.
+fn parse_fields(body: &V1Body) -> Result<BalanceQuery, ApiError> {
+    let mut errors = Vec::new();
+    let tin = Tin::parse(&body.tax_identifier)
+        .map_err(|e| errors.extend(e.0))
+        .ok();
+    let grn = Grn::parse_v1(&body.guarantee_reference)
+        .map_err(|e| errors.extend(e.0))
+        .ok();
+    let access_code = AccessCode::parse(&body.access_code)
+        .map_err(|e| errors.extend(e.0))
+        .ok();
+    match (tin, grn, access_code) {
+        (Some(tin), Some(grn), Some(access_code)) => Ok(BalanceQuery {
+            grn,
+            access_code,
+            tin: Some(tin),
+        }),
+        _ => Err(ApiError::InvalidFields(errors)),
+    }
+}
+
+fn post_answer(
+    state: &AppState,
+    result: Result<CheckOutcome, Refused>,
+) -> Result<Response, ApiError> {
+    let request = match result {
+        Ok(CheckOutcome::Completed(request)) => request,
+        Ok(CheckOutcome::Pending(request)) => return pending(state, &request),
+        Err(refused) => return Err(refusal(refused)),
+    };
+    match request.outcome {
+        Some(Outcome::Success(balance)) => hal::json(
+            StatusCode::OK,
+            &PostBalanceOk {
+                response: BalanceBody {
+                    balance: balance.amount,
+                    currency: balance.currency,
+                },
+            },
+        ),
+        Some(Outcome::FunctionalError { errors }) if ncts_error::is_query_limit(&errors) => {
+            Err(ApiError::TooManyRequests {
+                reason: "GMS_QUERY_LIMIT",
+                retry_after: None,
+            })
+        }
+        Some(Outcome::FunctionalError { errors }) => Err(ApiError::FunctionalError {
+            version: ApiVersion::V1,
+            errors,
+        }),
+        Some(Outcome::XmlError { errors }) => Err(ApiError::BadGateway(format!(
+            "GMS could not read the IE034 of request {}: {errors:?}",
+            request.id
+        ))),
+        None => pending(state, &request),
+    }
+}
+
+fn pending(state: &AppState, request: &BalanceRequest) -> Result<Response, ApiError> {
+    let href = self_href(state, request.id);
+    let mut response = hal::json(
+        StatusCode::ACCEPTED,
+        &PostBalancePending {
+            links: Links::to(href.clone()),
+            balance_id: request.id.to_string(),
+        },
+    )?;
+    let location = HeaderValue::try_from(href)
+        .map_err(|e| ApiError::Internal(format!("a Location that is not a header value: {e}")))?;
+    response.headers_mut().insert(header::LOCATION, location);
+    Ok(response)
+}
+
+/// The v1 answer to a check that did not reach an outcome.
+fn refusal(refused: Refused) -> ApiError {
+    match refused {
+        Refused::Limit(Refusal::Client { retry_after }) => ApiError::TooManyRequests {
+            reason: "CLIENT_RATE_LIMIT",
+            retry_after: Some(retry_after),
+        },
+        Refused::Limit(Refusal::CallerGrn { retry_after })
+        | Refused::Check(CheckError::RateLimited { retry_after }) => ApiError::TooManyRequests {
+            reason: "API_RATE_LIMIT",
+            retry_after: Some(retry_after),
+        },
+        Refused::Check(CheckError::Unavailable {
+            retry_after,
+            reason,
+        }) => ApiError::ServiceUnavailable {
+            retry_after,
+            reason,
+        },
+        Refused::Check(CheckError::BadGateway(cause)) => ApiError::BadGateway(cause),
+        Refused::Check(CheckError::GmsTimedOut) => ApiError::ServiceUnavailable {
+            retry_after: std::time::Duration::from_secs(1),
+            reason: "GMS did not take the query in time".to_owned(),
+        },
+        Refused::Check(CheckError::Internal(cause)) => ApiError::Internal(cause),
+    }
+}
+
+/// A balance request made through API v1, pending or answered.
+#[utoipa::path(
+    get,
+    path = "/balances/{balanceId}",
+    tag = "v1",
+    security(("bearer" = [])),
+    params(
+        ("balanceId" = String, Path, description = "The balance request id (a UUID)"),
+        ("Accept" = String, Header, description = "application/vnd.hmrc.1.0+json"),
+    ),
+    responses(
+        (status = 200, description = "Pending, balance or functional error", body = GetBalanceOk),
+        (status = 400, description = "BAD_REQUEST: the id is not a UUID", body = ErrorBody),
+        (status = 401, description = "UNAUTHORIZED", body = ErrorBody),
+        (status = 403, description = "FORBIDDEN", body = ErrorBody),
+        (status = 404, description = "NOT_FOUND: unknown, expired or another caller's", body = ErrorBody),
+        (status = 406, description = "ACCEPT_HEADER_INVALID", body = ErrorBody),
+        (status = 500, description = "INTERNAL_SERVER_ERROR", body = ErrorBody),
+        (status = 502, description = "BAD_GATEWAY: GMS could not read the query (IE917)", body = ErrorBody),
+        (status = 503, description = "SERVICE_UNAVAILABLE", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    )
+)]
+pub(crate) async fn get_balance(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    _: AcceptV1,
+    Path(balance_id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id: BalanceRequestId = balance_id
+        .parse()
+        .map_err(|e: gbal_core::id::InvalidBalanceRequestId| ApiError::BadRequest(e.to_string()))?;
+    let request = state
+        .service()
+        .get(id, &caller)
+        .await
+        .map_err(|e| refusal(Refused::Check(e)))?
+        .filter(|r| r.api_version == ApiVersion::V1)
+        .ok_or_else(|| {
+            ApiError::NotFound(format!("The balance request with ID {id} was not found"))
+        })?;
+    let response = match &request.outcome {
+        None => None,
+        Some(Outcome::Success(balance)) => Some(RequestOutcome::Success {
+            balance: balance.amount,
+            currency: balance.currency,
+        }),
+        Some(Outcome::FunctionalError { errors }) => Some(RequestOutcome::FunctionalError {
+            errors: errors.clone(),
+        }),
+        Some(Outcome::XmlError { errors }) => {
+            return Err(ApiError::BadGateway(format!(
+                "GMS could not read the IE034 of request {id}: {errors:?}"
+            )));
+        }
+    };
+    hal::json(
+        StatusCode::OK,
+        &GetBalanceOk {
+            links: Links::to(self_href(&state, id)),
+            request: RequestBody {
+                balance_id: id.to_string(),
+                tax_identifier: request
+                    .tin
+                    .as_ref()
+                    .map(|t| t.to_string())
+                    .unwrap_or_default(),
+                guarantee_reference: request.grn.as_str().to_owned(),
+                requested_at: rfc3339(request.requested_at),
+                completed_at: request.completed_at.map(rfc3339),
+                response,
+            },
+        },
+    )
+}

@@ -1,0 +1,173 @@
+//! API v2 (phase 5, synchronous): `POST /{grn}/balance`.
+
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use gbal_core::{
+    AccessCode, Amount, ApiVersion, BalanceQuery, CheckError, CheckOutcome, Currency, Grn, Outcome,
+    ncts_error,
+};
+use serde::Serialize;
+
+use crate::accept::AcceptV2;
+use crate::auth::Caller;
+use crate::body::V2Body;
+use crate::check::{self, Refused};
+use crate::error::ApiError;
+use crate::hal::{self, Links};
+use crate::limit::Refusal;
+use crate::middleware::Correlation;
+use crate::openapi::ErrorBody;
+use crate::state::AppState;
+
+/// The message of an access code that breaks its rules (the value is never echoed).
+const ACCESS_CODE_FORMAT: &str = "Access code must be four alphanumeric characters.";
+/// The message of an unknown GRN or a wrong access code.
+const NOT_FOUND: &str =
+    "The guarantee reference number or access code did not match an existing guarantee.";
+/// When to try again after GMS's per-TIN query limit: GMS does not say.
+const QUERY_LIMIT_RETRY: Duration = Duration::from_secs(60);
+
+/// The body of `POST /{grn}/balance` (for the OpenAPI document).
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)]
+pub(crate) struct V2BalanceRequest {
+    /// The access code: 4 letters and digits.
+    #[schema(example = "ABC1", min_length = 4, max_length = 4)]
+    access_code: String,
+}
+
+/// `200` of `POST /{grn}/balance`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct V2BalanceOk {
+    #[serde(rename = "_links")]
+    links: Links,
+    /// The balance, an exact decimal.
+    #[schema(value_type = f64, example = 1234.56)]
+    balance: Amount,
+    /// Its ISO currency code.
+    #[schema(value_type = String, example = "GBP")]
+    currency: Currency,
+}
+
+/// Ask for a guarantee's balance (API v2).
+#[utoipa::path(
+    post,
+    path = "/{grn}/balance",
+    tag = "v2",
+    security(("bearer" = [])),
+    params(
+        ("grn" = String, Path, description = "The GRN: 2 digits, GB or XI, 12 letters or digits, 1 digit"),
+        ("Accept" = String, Header, description = "application/vnd.hmrc.2.0+json"),
+    ),
+    request_body(content = V2BalanceRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The balance", body = V2BalanceOk),
+        (status = 400, description = "BAD_REQUEST (GRN or access code), INVALID_GUARANTEE_TYPE or FUNCTIONAL_ERROR", body = ErrorBody),
+        (status = 401, description = "UNAUTHORIZED", body = ErrorBody),
+        (status = 403, description = "FORBIDDEN", body = ErrorBody),
+        (status = 404, description = "NOT_FOUND: unknown GRN or wrong access code", body = ErrorBody),
+        (status = 406, description = "ACCEPT_HEADER_INVALID", body = ErrorBody),
+        (status = 413, description = "REQUEST_ENTITY_TOO_LARGE", body = ErrorBody),
+        (status = 415, description = "UNSUPPORTED_MEDIA_TYPE", body = ErrorBody),
+        (status = 429, description = "MESSAGE_THROTTLED_OUT", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 500, description = "INTERNAL_SERVER_ERROR", body = ErrorBody),
+        (status = 502, description = "BAD_GATEWAY", body = ErrorBody),
+        (status = 503, description = "SERVICE_UNAVAILABLE", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 504, description = "GATEWAY_TIMEOUT: GMS did not answer in time", body = ErrorBody),
+    )
+)]
+pub(crate) async fn post_balance(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    _: AcceptV2,
+    Correlation(context): Correlation,
+    Path(grn): Path<String>,
+    body: V2Body,
+) -> Result<Response, ApiError> {
+    let grn = Grn::parse_v2(&grn).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let access_code = AccessCode::parse(&body.access_code)
+        .map_err(|_| ApiError::BadRequest(ACCESS_CODE_FORMAT.to_owned()))?;
+    let query = BalanceQuery {
+        grn,
+        access_code,
+        tin: None,
+    };
+    let result = check::run(&state, &caller, &query, ApiVersion::V2, &context).await;
+    answer(&state, &query.grn, result)
+}
+
+fn answer(
+    state: &AppState,
+    grn: &Grn,
+    result: Result<CheckOutcome, Refused>,
+) -> Result<Response, ApiError> {
+    let request = match result {
+        Ok(CheckOutcome::Completed(request)) => request,
+        Ok(CheckOutcome::Pending(_)) => return Err(ApiError::GatewayTimeout),
+        Err(refused) => return Err(refusal(refused)),
+    };
+    match request.outcome {
+        Some(Outcome::Success(balance)) => hal::json(
+            StatusCode::OK,
+            &V2BalanceOk {
+                links: Links::to(format!(
+                    "{}/{}/balance",
+                    state.config().base_path,
+                    grn.as_str()
+                )),
+                balance: balance.amount,
+                currency: balance.currency,
+            },
+        ),
+        Some(Outcome::FunctionalError { errors }) => Err(functional(errors)),
+        Some(Outcome::XmlError { errors }) => Err(ApiError::BadGateway(format!(
+            "GMS could not read the IE034 of request {}: {errors:?}",
+            request.id
+        ))),
+        None => Err(ApiError::GatewayTimeout),
+    }
+}
+
+/// The v2 answer to an IE906.
+fn functional(errors: Vec<gbal_core::NctsError>) -> ApiError {
+    if ncts_error::is_query_limit(&errors) {
+        ApiError::Throttled {
+            retry_after: QUERY_LIMIT_RETRY,
+        }
+    } else if ncts_error::is_unsupported_guarantee_type(&errors) {
+        ApiError::InvalidGuaranteeType
+    } else if ncts_error::is_not_found(&errors) {
+        ApiError::NotFound(NOT_FOUND.to_owned())
+    } else {
+        ApiError::FunctionalError {
+            version: ApiVersion::V2,
+            errors,
+        }
+    }
+}
+
+/// The v2 answer to a check that did not reach an outcome.
+fn refusal(refused: Refused) -> ApiError {
+    match refused {
+        Refused::Limit(Refusal::Client { retry_after } | Refusal::CallerGrn { retry_after })
+        | Refused::Check(CheckError::RateLimited { retry_after }) => {
+            ApiError::Throttled { retry_after }
+        }
+        Refused::Check(CheckError::Unavailable {
+            retry_after,
+            reason,
+        }) => ApiError::ServiceUnavailable {
+            retry_after,
+            reason,
+        },
+        Refused::Check(CheckError::BadGateway(cause)) => ApiError::BadGateway(cause),
+        Refused::Check(CheckError::GmsTimedOut) => ApiError::GatewayTimeout,
+        Refused::Check(CheckError::Internal(cause)) => ApiError::Internal(cause),
+    }
+}

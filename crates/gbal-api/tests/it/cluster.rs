@@ -1,0 +1,109 @@
+//! Two gbal instances on one PostgreSQL.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use gbal_core::BalanceConfig;
+use serde_json::json;
+
+use crate::http_flow::{
+    GRN_FAST, GRN_HALF, Gbal, Listeners, Simulator, http, v1_post_http, v2_post_http,
+};
+use crate::support::*;
+
+#[tokio::test]
+async fn a_reply_to_the_other_instance_still_answers_the_waiting_post() {
+    let db = PgDatabase::create().await;
+    let tracker_a = Arc::new(db.tracker());
+    let tracker_b = Arc::new(db.tracker());
+    tracker_a.until_listening().await;
+    tracker_b.until_listening().await;
+    let listeners_a = Listeners::bind().await;
+    let listeners_b = Listeners::bind().await;
+    // GMS sends every reply to B.
+    let simulator = Simulator::start(listeners_b.internal_addr()).await;
+    let balance = BalanceConfig {
+        sync_wait: Duration::from_secs(5),
+        v2_wait: Duration::from_secs(5),
+        ..BalanceConfig::default()
+    };
+    let a = Gbal::start(listeners_a, tracker_a, &simulator.url, balance).await;
+    let b = Gbal::start(listeners_b, tracker_b, &simulator.url, balance).await;
+    let client = reqwest::Client::new();
+
+    // A sends the IE034; the reply (after 500 ms) reaches B; A's waiting POST answers.
+    let started = std::time::Instant::now();
+    let reply = http(v1_post_http(&client, &a, &caller("cluster"), GRN_HALF)).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert_eq!(
+        reply.text,
+        r#"{"response":{"balance":50000,"currency":"GBP"}}"#
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "woken by the notification, not the final re-read"
+    );
+
+    let reply = http(v2_post_http(&client, &a, &caller("cluster"), GRN_FAST)).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+
+    a.shut_down().await;
+    b.shut_down().await;
+    drop(simulator);
+    db.drop_database().await;
+}
+
+#[tokio::test]
+async fn once_a_minute_holds_across_instances() {
+    let db = PgDatabase::create().await;
+    let tracker_a = Arc::new(db.tracker());
+    let tracker_b = Arc::new(db.tracker());
+    tracker_a.until_listening().await;
+    tracker_b.until_listening().await;
+    let listeners_a = Listeners::bind().await;
+    let listeners_b = Listeners::bind().await;
+    let simulator = Simulator::start(listeners_a.internal_addr()).await;
+    let balance = BalanceConfig {
+        sync_wait: Duration::from_secs(5),
+        ..BalanceConfig::default()
+    };
+    let a = Gbal::start(listeners_a, tracker_a, &simulator.url, balance).await;
+    let b = Gbal::start(listeners_b, tracker_b, &simulator.url, balance).await;
+    let client = reqwest::Client::new();
+    let sub = caller("alternate");
+
+    assert_eq!(
+        http(v1_post_http(&client, &a, &sub, GRN_FAST)).await.status,
+        200
+    );
+    for (instance, name) in [(&b, "B"), (&a, "A"), (&b, "B again")] {
+        let reply = http(v1_post_http(&client, instance, &sub, GRN_FAST)).await;
+        assert_eq!(reply.status, 429, "{name}: {}", reply.text);
+        assert_eq!(
+            reply.body,
+            json!({"code": "TOO_MANY_REQUESTS", "message": "Too many requests", "reason": "API_RATE_LIMIT"})
+        );
+        let retry: u64 = reply.retry_after.as_deref().unwrap().parse().unwrap();
+        assert!((1..=60).contains(&retry), "{name}: {retry}");
+        let reply = http(v2_post_http(&client, instance, &sub, GRN_FAST)).await;
+        assert_eq!(reply.status, 429, "{name} (v2): {}", reply.text);
+        assert_eq!(reply.body["code"], "MESSAGE_THROTTLED_OUT");
+    }
+    // Another caller, same GRN, on B: its own window.
+    assert_eq!(
+        http(v1_post_http(
+            &client,
+            &b,
+            &caller("alternate-other"),
+            GRN_FAST
+        ))
+        .await
+        .status,
+        200
+    );
+
+    a.shut_down().await;
+    b.shut_down().await;
+    drop(simulator);
+    db.drop_database().await;
+}

@@ -1,0 +1,14 @@
+//! gbal-api's tests: every row of API.md in process, and the flows over real HTTP.
+
+mod support;
+
+mod auth;
+mod cluster;
+mod http_flow;
+mod openapi;
+mod probes;
+mod reply;
+mod secrets;
+mod service;
+mod v1;
+mod v2;

@@ -1,0 +1,370 @@
+//! The internal reply route: every row of API.md's table.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::Request;
+use gbal_core::{
+    BalanceRequest, BalanceRequestId, ErrorType, GuaranteeType, MessageId, NctsError,
+    UniqueReference,
+};
+use gbal_ncts::{Header, Ie037, Ie906, Ie917, wrap_transit_request};
+use serde_json::json;
+
+use crate::support::sandbox::*;
+use crate::support::*;
+
+const PREFIX: &str = "MDTP-GUA-";
+
+/// An app whose v1 checks answer 202 at once, and a pending request made through it.
+async fn pending() -> (TestApp, String, BalanceRequest) {
+    let mut parts = Parts::sqlite().await;
+    parts.balance.sync_wait = Duration::from_millis(20);
+    let gms = parts.simulator();
+    let app = TestApp::build(parts, gms, |_| {}).await;
+    let sub = caller("reply");
+    let reply = app
+        .call(v1_post(&token(&sub), TIN, GRN_NO_REPLY, CODE))
+        .await;
+    assert_eq!(reply.status, 202, "{}", reply.text());
+    let id: BalanceRequestId = reply.json()["balanceId"].as_str().unwrap().parse().unwrap();
+    let request = app
+        .tracker
+        .get_by_message_id(id.message_id(), app.clock.now())
+        .await
+        .unwrap()
+        .unwrap();
+    (app, sub, request)
+}
+
+fn header(recipient: &str) -> Header {
+    Header {
+        sender: "NTA.GB".to_owned(),
+        recipient: recipient.to_owned(),
+        prepared_at: time::OffsetDateTime::now_utc(),
+        message_ref: UniqueReference::random(),
+    }
+}
+
+fn ie037(recipient: &str, grn: &str, balance: &str) -> String {
+    Ie037 {
+        header: header(recipient),
+        requester_tin: Some(TIN.to_owned()),
+        guarantee_office: "GB000001".to_owned(),
+        grn: grn.to_owned(),
+        accepted_on: "20210114".to_owned(),
+        guarantee_type: "1".parse::<GuaranteeType>().unwrap(),
+        exposure: "0".parse().unwrap(),
+        balance: Some(balance.parse().unwrap()),
+        currency: "GBP".parse().unwrap(),
+    }
+    .build()
+    .unwrap()
+}
+
+fn ie906(recipient: &str, original_ref: &str) -> String {
+    Ie906 {
+        header: header(recipient),
+        original_ref: original_ref.to_owned(),
+        errors: vec![NctsError::new(
+            ErrorType::INCORRECT,
+            "GRR(1).ACC(1).Access code",
+        )],
+    }
+    .build()
+}
+
+fn ie917(recipient: &str, original_ref: &str) -> String {
+    Ie917 {
+        header: header(recipient),
+        original_ref: original_ref.to_owned(),
+        error: NctsError::new(ErrorType::new(15).unwrap(), "MesRecMES6"),
+    }
+    .build()
+}
+
+fn recipient_of(request: &BalanceRequest) -> String {
+    request.message_id.recipient(PREFIX)
+}
+
+#[tokio::test]
+async fn a_reply_is_stored_and_an_identical_duplicate_acknowledged() {
+    let (app, sub, request) = pending().await;
+    let recipient = recipient_of(&request);
+    let xml = ie037(&recipient, GRN_NO_REPLY, "1234.50");
+    let reply = app
+        .call_internal(reply_post(&recipient, Some("IE037"), &xml))
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert!(reply.body.is_empty());
+    // The recipient in upper case, the message wrapped: the same reply.
+    let upper = format!("{PREFIX}{}", request.message_id.to_hex().to_uppercase());
+    let wrapped = wrap_transit_request(&xml);
+    let reply = app
+        .call_internal(reply_post(&upper, Some("IE037"), &wrapped))
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+
+    let got = app
+        .call(v1_get(&token(&sub), &request.id.to_string()))
+        .await;
+    assert_eq!(
+        got.json()["request"]["response"],
+        json!({"status": "SUCCESS", "balance": 1234.5, "currency": "GBP"})
+    );
+}
+
+#[tokio::test]
+async fn a_different_outcome_is_409_and_changes_nothing() {
+    let (app, sub, request) = pending().await;
+    let recipient = recipient_of(&request);
+    let first = ie906(&recipient, request.message_ref.as_str());
+    assert_eq!(
+        app.call_internal(reply_post(&recipient, Some("IE906"), &first))
+            .await
+            .status,
+        200
+    );
+    let reply = app
+        .call_internal(reply_post(
+            &recipient,
+            Some("IE037"),
+            &ie037(&recipient, GRN_NO_REPLY, "1"),
+        ))
+        .await;
+    reply.assert_code(409, "CONFLICT");
+    let reply = app
+        .call_internal(reply_post(
+            &recipient,
+            Some("IE917"),
+            &ie917(&recipient, request.message_ref.as_str()),
+        ))
+        .await;
+    reply.assert_code(409, "CONFLICT");
+    let got = app
+        .call(v1_get(&token(&sub), &request.id.to_string()))
+        .await;
+    assert_eq!(
+        got.json()["request"]["response"]["status"],
+        "FUNCTIONAL_ERROR"
+    );
+}
+
+#[tokio::test]
+async fn an_ie917_is_stored() {
+    let (app, sub, request) = pending().await;
+    let recipient = recipient_of(&request);
+    let xml = ie917(&recipient, request.message_ref.as_str());
+    assert_eq!(
+        app.call_internal(reply_post(&recipient, Some("IE917"), &xml))
+            .await
+            .status,
+        200
+    );
+    app.call(v1_get(&token(&sub), &request.id.to_string()))
+        .await
+        .assert_code(502, "BAD_GATEWAY");
+}
+
+#[tokio::test]
+async fn the_token_is_required() {
+    let (app, _, request) = pending().await;
+    let recipient = recipient_of(&request);
+    let xml = ie037(&recipient, GRN_NO_REPLY, "1");
+    for authorization in [
+        None,
+        Some("Bearer wrong-token-0123456789abcd"),
+        Some("Bearer reply-token-0123456789abcdeF"),
+        Some(REPLY_TOKEN),
+    ] {
+        let mut request = reply_post(&recipient, Some("IE037"), &xml);
+        request.headers_mut().remove("authorization");
+        if let Some(a) = authorization {
+            request
+                .headers_mut()
+                .insert("authorization", a.parse().unwrap());
+        }
+        let reply = app.call_internal(request).await;
+        reply.assert_code(401, "UNAUTHORIZED");
+    }
+}
+
+#[tokio::test]
+async fn the_message_type_header_must_name_a_reply() {
+    let (app, _, request) = pending().await;
+    let recipient = recipient_of(&request);
+    let xml = ie037(&recipient, GRN_NO_REPLY, "1");
+    for message_type in [None, Some("IE034"), Some("ie037"), Some("IE038"), Some("")] {
+        app.call_internal(reply_post(&recipient, message_type, &xml)).await.assert(
+            400,
+            json!({"code": "BAD_REQUEST", "message": "Missing or incorrect X-Message-Type header"}),
+        );
+    }
+}
+
+#[tokio::test]
+async fn schema_errors_are_listed() {
+    let (app, _, request) = pending().await;
+    let recipient = recipient_of(&request);
+    let ie037_xml = ie037(&recipient, GRN_NO_REPLY, "1");
+    // The root does not match the header.
+    let reply = app
+        .call_internal(reply_post(&recipient, Some("IE906"), &ie037_xml))
+        .await;
+    assert_eq!(reply.status, 400, "{}", reply.text());
+    let body = reply.json();
+    assert_eq!(body["code"], "SCHEMA_VALIDATION");
+    assert_eq!(body["message"], "Error while validating IE906 message");
+    let first = &body["errors"][0];
+    assert!(first["lineNumber"].as_u64().unwrap() >= 1);
+    assert!(first["columnNumber"].as_u64().unwrap() >= 1);
+    assert!(first["message"].is_string());
+    assert_eq!(first.as_object().unwrap().len(), 3);
+
+    for broken in [
+        "not xml at all".to_owned(),
+        ie037_xml.replace("<MesTypMES20>GB037A</MesTypMES20>", ""),
+        ie037_xml.replace("<BalEXP3>1</BalEXP3>", ""),
+        ie037_xml.replace("<BalEXP3>1</BalEXP3>", "<BalEXP3>1.234</BalEXP3>"),
+    ] {
+        let reply = app
+            .call_internal(reply_post(&recipient, Some("IE037"), &broken))
+            .await;
+        assert_eq!(reply.status, 400, "{}", reply.text());
+        assert_eq!(reply.json()["code"], "SCHEMA_VALIDATION");
+        assert_eq!(
+            reply.json()["message"],
+            "Error while validating IE037 message"
+        );
+        assert!(!reply.json()["errors"].as_array().unwrap().is_empty());
+    }
+}
+
+#[tokio::test]
+async fn doctype_and_entities_are_refused() {
+    let (app, _, request) = pending().await;
+    let recipient = recipient_of(&request);
+    let xml = ie037(&recipient, GRN_NO_REPLY, "1");
+    let with_doctype =
+        format!("<?xml version=\"1.0\"?>\n<!DOCTYPE CD037A [<!ENTITY x \"1\">]>\n{xml}");
+    let reply = app
+        .call_internal(reply_post(&recipient, Some("IE037"), &with_doctype))
+        .await;
+    assert_eq!(reply.status, 400, "{}", reply.text());
+    assert_eq!(reply.json()["code"], "SCHEMA_VALIDATION");
+    let with_entity = xml.replace("<BalEXP3>1</BalEXP3>", "<BalEXP3>&x;</BalEXP3>");
+    let reply = app
+        .call_internal(reply_post(&recipient, Some("IE037"), &with_entity))
+        .await;
+    assert_eq!(reply.status, 400, "{}", reply.text());
+}
+
+#[tokio::test]
+async fn a_reply_naming_another_request_is_400() {
+    let (app, _, request) = pending().await;
+    let recipient = recipient_of(&request);
+    let other = MessageId::from_bytes([7; 12]).recipient(PREFIX);
+    let cases = [
+        ("IE037", ie037(&other, GRN_NO_REPLY, "1"), "MesRecMES6"),
+        ("IE037", ie037("NOT-OURS", GRN_NO_REPLY, "1"), "MesRecMES6"),
+        (
+            "IE037",
+            ie037(&recipient, GRN_BALANCE, "1"),
+            "guarantee reference",
+        ),
+        (
+            "IE906",
+            ie906(&recipient, "aaaaaaaaaaaaaa"),
+            "OriMesIdeMES22",
+        ),
+        (
+            "IE917",
+            ie917(&recipient, "aaaaaaaaaaaaaa"),
+            "OriMesIdeMES22",
+        ),
+    ];
+    for (message_type, xml, names) in cases {
+        let reply = app
+            .call_internal(reply_post(&recipient, Some(message_type), &xml))
+            .await;
+        reply.assert_code(400, "BAD_REQUEST");
+        assert!(
+            reply.json()["message"].as_str().unwrap().contains(names),
+            "{}",
+            reply.text()
+        );
+    }
+    // Nothing was recorded.
+    let stored = app
+        .tracker
+        .get_by_message_id(request.message_id, app.clock.now())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(stored.outcome.is_none());
+}
+
+#[tokio::test]
+async fn an_unknown_or_malformed_recipient_is_404() {
+    let (app, _, _) = pending().await;
+    for recipient in [
+        format!("{PREFIX}{}", "ab".repeat(12)),
+        "MDTP-ARR-0123456789abcdef01234567".to_owned(),
+        "MDTP-GUA-xyz".to_owned(),
+    ] {
+        let xml = ie037(&recipient, GRN_NO_REPLY, "1");
+        app.call_internal(reply_post(&recipient, Some("IE037"), &xml)).await.assert(
+            404,
+            json!({"code": "NOT_FOUND", "message": format!("The balance request with message identifier {recipient} was not found")}),
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_expired_recipient_is_404() {
+    let mut parts = Parts::sqlite().await;
+    let clock = TestClock::at(time::OffsetDateTime::now_utc());
+    parts.clock = clock.clone();
+    parts.balance.sync_wait = Duration::from_millis(20);
+    let gms = parts.simulator();
+    let app = TestApp::build(parts, gms, |_| {}).await;
+    let reply = app
+        .call(v1_post(&token(&caller("expired")), TIN, GRN_NO_REPLY, CODE))
+        .await;
+    let id: BalanceRequestId = reply.json()["balanceId"].as_str().unwrap().parse().unwrap();
+    let recipient = id.message_id().recipient(PREFIX);
+    clock.advance(Duration::from_secs(3601));
+    let xml = ie037(&recipient, GRN_NO_REPLY, "1");
+    app.call_internal(reply_post(&recipient, Some("IE037"), &xml))
+        .await
+        .assert_code(404, "NOT_FOUND");
+}
+
+#[tokio::test]
+async fn bodies_over_1_mib_are_413() {
+    let (app, _, request) = pending().await;
+    let recipient = recipient_of(&request);
+    let big = format!(
+        "{}<!-- {} -->",
+        ie037(&recipient, GRN_NO_REPLY, "1"),
+        "x".repeat(1024 * 1024)
+    );
+    app.call_internal(reply_post(&recipient, Some("IE037"), &big))
+        .await
+        .assert_code(413, "REQUEST_ENTITY_TOO_LARGE");
+}
+
+#[tokio::test]
+async fn the_internal_listener_has_no_public_routes() {
+    let (app, _, _) = pending().await;
+    let request = Request::post(format!("{BASE}/balances"))
+        .body(Body::empty())
+        .unwrap();
+    app.call_internal(request)
+        .await
+        .assert_code(404, "NOT_FOUND");
+    let request = Request::get("/balances/x").body(Body::empty()).unwrap();
+    app.call_internal(request)
+        .await
+        .assert_code(405, "METHOD_NOT_ALLOWED");
+}

@@ -1,0 +1,398 @@
+//! `BalanceService`: the one orchestration of a balance check, the same for both API versions
+//! and every GMS transport, and the recording of the replies that arrive later.
+//!
+//! A check: take the cluster-wide lock on (caller, GRN), record a pending request, submit it
+//! through [`Gms`] (the adapter builds the IE034 and self-checks it against CD034A before
+//! anything is sent; a message that fails its own check comes back as
+//! [`GmsError::Internal`]), then either store the answer GMS gave at once or wait for the reply
+//! to complete the request, up to the version's wait. The in-process rate limits (governor)
+//! are the HTTP layer's business and run before [`BalanceService::check`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use time::OffsetDateTime;
+
+use crate::clock::Clock;
+use crate::gms::{Gms, GmsError, Submission, SubmitContext};
+use crate::id::{BalanceRequestId, MessageId, UniqueReference};
+use crate::outcome::Outcome;
+use crate::request::{ApiVersion, BalanceQuery, BalanceRequest, CallerId, NewBalanceRequest};
+use crate::tracker::{Completion, LockOutcome, Tracker, TrackerError};
+
+/// How long a check may take and how long requests and locks live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BalanceConfig {
+    /// How long an API v1 check waits for the reply before answering 202.
+    pub sync_wait: Duration,
+    /// How long an API v2 check waits for the reply before giving up.
+    pub v2_wait: Duration,
+    /// How long a request is kept after it was made.
+    pub ttl: Duration,
+    /// How long the (caller, GRN) lock holds: one check per caller and GRN per `lock_ttl`.
+    pub lock_ttl: Duration,
+}
+
+impl Default for BalanceConfig {
+    fn default() -> Self {
+        Self {
+            sync_wait: Duration::from_secs(15),
+            v2_wait: Duration::from_secs(20),
+            ttl: Duration::from_secs(3600),
+            lock_ttl: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Correlation data propagated to GMS with a check.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CallContext {
+    /// The caller's (or the generated) request id.
+    pub request_id: Option<String>,
+    /// The W3C `traceparent` of the current span.
+    pub traceparent: Option<String>,
+}
+
+/// How a check ended, short of an error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckOutcome {
+    /// GMS answered; the request carries its outcome.
+    Completed(BalanceRequest),
+    /// No answer within the wait; the request is recorded and still pending.
+    Pending(BalanceRequest),
+}
+
+/// Why a check failed. Each variant is one class of HTTP answer.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    /// The same caller asked about the same GRN within the lock's TTL (cluster-wide).
+    #[error("this caller asked about this guarantee too recently")]
+    RateLimited {
+        /// Time left on the lock.
+        retry_after: Duration,
+    },
+    /// The request store or GMS cannot be reached now.
+    #[error("unavailable: {reason}")]
+    Unavailable {
+        /// When trying again makes sense.
+        retry_after: Duration,
+        /// What happened, for the log.
+        reason: String,
+    },
+    /// GMS refused or garbled the exchange itself.
+    #[error("bad gateway: {0}")]
+    BadGateway(String),
+    /// GMS did not answer the submission in time.
+    #[error("GMS did not answer in time")]
+    GmsTimedOut,
+    /// Anything else: a bug or a broken invariant; the cause is for the log only.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// What became of a reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReplyRecorded {
+    /// The reply completed the request.
+    Stored(BalanceRequest),
+    /// The request already had this very outcome.
+    Duplicate(BalanceRequest),
+}
+
+/// Why a reply was not recorded.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplyError {
+    /// No live request has this message id.
+    #[error("no live request has this message id")]
+    NotFound,
+    /// The reply names a request it does not belong to; the text says which value differs.
+    #[error("{0}")]
+    Mismatch(&'static str),
+    /// The request already has a different outcome; nothing changed.
+    #[error("the request already has a different outcome")]
+    Conflict(Box<BalanceRequest>),
+    /// The request store cannot be reached now.
+    #[error("the request store is unavailable: {0}")]
+    Unavailable(String),
+    /// Any other failure, for the log only.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// The values of a parsed reply that say which request it answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplyFields {
+    /// MesRecMES6 read as a message id; `None` when it is not one of ours at all.
+    pub addressed_to: Option<MessageId>,
+    /// OriMesIdeMES22 (IE906, IE917): the MesIdeMES19 of the IE034 it answers.
+    pub original_ref: Option<String>,
+    /// The GRN the balance is for (IE037).
+    pub grn: Option<String>,
+    /// What the reply says.
+    pub outcome: Outcome,
+}
+
+/// The one orchestration of a balance check.
+#[derive(Debug, Clone)]
+pub struct BalanceService {
+    tracker: Arc<dyn Tracker>,
+    gms: Arc<dyn Gms>,
+    clock: Arc<dyn Clock>,
+    config: BalanceConfig,
+}
+
+/// How many fresh ids a check tries when its id is already taken.
+const INSERT_ATTEMPTS: usize = 3;
+
+impl BalanceService {
+    /// A service over these ports.
+    pub fn new(
+        tracker: Arc<dyn Tracker>,
+        gms: Arc<dyn Gms>,
+        clock: Arc<dyn Clock>,
+        config: BalanceConfig,
+    ) -> Self {
+        Self {
+            tracker,
+            gms,
+            clock,
+            config,
+        }
+    }
+
+    /// Its configuration.
+    pub fn config(&self) -> &BalanceConfig {
+        &self.config
+    }
+
+    /// The request store.
+    pub fn tracker(&self) -> &Arc<dyn Tracker> {
+        &self.tracker
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// The GMS transport's name.
+    pub fn transport(&self) -> &'static str {
+        self.gms.transport()
+    }
+
+    /// The key of the cluster-wide lock on (caller, GRN). The GRN comes first because it has
+    /// no separator in it, so no two pairs share a key.
+    pub fn lock_key(caller: &CallerId, grn: &crate::grn::Grn) -> String {
+        format!("balance:{}:{}", grn.as_str(), caller.as_str())
+    }
+
+    /// Runs a balance check: lock, record, submit, wait, and report how it ended.
+    pub async fn check(
+        &self,
+        caller: &CallerId,
+        query: &BalanceQuery,
+        api_version: ApiVersion,
+        context: &CallContext,
+    ) -> Result<CheckOutcome, CheckError> {
+        let now = self.clock.now();
+        let key = Self::lock_key(caller, &query.grn);
+        match self
+            .tracker
+            .acquire_lock(&key, now, self.config.lock_ttl)
+            .await
+            .map_err(tracker_error)?
+        {
+            LockOutcome::Acquired => {}
+            LockOutcome::Held { retry_after } => {
+                return Err(CheckError::RateLimited { retry_after });
+            }
+        }
+
+        let new = self.record(caller, query, api_version, now).await?;
+        let submit_context = SubmitContext {
+            balance_id: new.id,
+            message_id: new.message_id(),
+            message_ref: new.message_ref,
+            requested_at: new.requested_at,
+            request_id: context.request_id.clone(),
+            traceparent: context.traceparent.clone(),
+        };
+        let submission = self
+            .gms
+            .submit(query, &submit_context)
+            .await
+            .map_err(gms_error)?;
+
+        match submission {
+            Submission::Answered(outcome) => {
+                let completion = self
+                    .tracker
+                    .complete(new.message_id(), &outcome, self.clock.now())
+                    .await
+                    .map_err(tracker_error)?;
+                match completion {
+                    // A reply that raced the answer keeps its place: the first one wins.
+                    Completion::Stored(request)
+                    | Completion::Duplicate(request)
+                    | Completion::Conflict(request) => Ok(CheckOutcome::Completed(request)),
+                    Completion::NotFound => Err(CheckError::Internal(format!(
+                        "request {} vanished before its answer was stored",
+                        new.id
+                    ))),
+                }
+            }
+            Submission::Accepted => {
+                let wait = match api_version {
+                    ApiVersion::V1 => self.config.sync_wait,
+                    ApiVersion::V2 => self.config.v2_wait,
+                };
+                match self
+                    .tracker
+                    .wait_for_completion(new.id, wait)
+                    .await
+                    .map_err(tracker_error)?
+                {
+                    Some(request) if request.is_completed() => Ok(CheckOutcome::Completed(request)),
+                    Some(request) => Ok(CheckOutcome::Pending(request)),
+                    None => Err(CheckError::Internal(format!(
+                        "request {} vanished while waiting for its reply",
+                        new.id
+                    ))),
+                }
+            }
+        }
+    }
+
+    /// Records a pending request, with a fresh id when the first one is taken.
+    async fn record(
+        &self,
+        caller: &CallerId,
+        query: &BalanceQuery,
+        api_version: ApiVersion,
+        now: OffsetDateTime,
+    ) -> Result<NewBalanceRequest, CheckError> {
+        let mut last = None;
+        for _ in 0..INSERT_ATTEMPTS {
+            let new = NewBalanceRequest {
+                id: BalanceRequestId::new(),
+                message_ref: UniqueReference::random(),
+                caller: caller.clone(),
+                api_version,
+                grn: query.grn.clone(),
+                tin: query.tin.clone(),
+                requested_at: now,
+                expires_at: now + self.config.ttl,
+            };
+            match self.tracker.insert(&new).await {
+                Ok(()) => return Ok(new),
+                Err(TrackerError::DuplicateId) => last = Some(new.id),
+                Err(e) => return Err(tracker_error(e)),
+            }
+        }
+        Err(CheckError::Internal(format!(
+            "{INSERT_ATTEMPTS} fresh request ids were all taken (last {})",
+            last.map(|id| id.to_string()).unwrap_or_default()
+        )))
+    }
+
+    /// The request with this id, if `caller` made it and it has not expired.
+    pub async fn get(
+        &self,
+        id: BalanceRequestId,
+        caller: &CallerId,
+    ) -> Result<Option<BalanceRequest>, CheckError> {
+        self.tracker
+            .get(id, caller, self.clock.now())
+            .await
+            .map_err(tracker_error)
+    }
+
+    /// Records a reply for the request whose message id is `recipient`, after checking that
+    /// the reply belongs to it: first reply wins, an identical duplicate is acknowledged, a
+    /// different one is refused and changes nothing.
+    pub async fn record_reply(
+        &self,
+        recipient: MessageId,
+        reply: &ReplyFields,
+    ) -> Result<ReplyRecorded, ReplyError> {
+        let now = self.clock.now();
+        let request = self
+            .tracker
+            .get_by_message_id(recipient, now)
+            .await
+            .map_err(reply_tracker_error)?
+            .ok_or(ReplyError::NotFound)?;
+
+        if reply.addressed_to != Some(recipient) {
+            return Err(ReplyError::Mismatch(
+                "The message recipient (MesRecMES6) does not match the request",
+            ));
+        }
+        match &reply.outcome {
+            Outcome::Success(_) => {
+                let same_grn = reply
+                    .grn
+                    .as_deref()
+                    .is_some_and(|grn| grn.eq_ignore_ascii_case(request.grn.as_str()));
+                if !same_grn {
+                    return Err(ReplyError::Mismatch(
+                        "The guarantee reference number does not match the request",
+                    ));
+                }
+            }
+            Outcome::FunctionalError { .. } | Outcome::XmlError { .. } => {
+                if reply.original_ref.as_deref() != Some(request.message_ref.as_str()) {
+                    return Err(ReplyError::Mismatch(
+                        "The original message identifier (OriMesIdeMES22) does not match the request",
+                    ));
+                }
+            }
+        }
+
+        match self
+            .tracker
+            .complete(recipient, &reply.outcome, now)
+            .await
+            .map_err(reply_tracker_error)?
+        {
+            Completion::Stored(request) => Ok(ReplyRecorded::Stored(request)),
+            Completion::Duplicate(request) => Ok(ReplyRecorded::Duplicate(request)),
+            Completion::Conflict(request) => Err(ReplyError::Conflict(Box::new(request))),
+            Completion::NotFound => Err(ReplyError::NotFound),
+        }
+    }
+}
+
+fn tracker_error(error: TrackerError) -> CheckError {
+    match error {
+        TrackerError::Unavailable(reason) => CheckError::Unavailable {
+            retry_after: Duration::from_secs(1),
+            reason,
+        },
+        other => CheckError::Internal(other.to_string()),
+    }
+}
+
+fn reply_tracker_error(error: TrackerError) -> ReplyError {
+    match error {
+        TrackerError::Unavailable(reason) => ReplyError::Unavailable(reason),
+        other => ReplyError::Internal(other.to_string()),
+    }
+}
+
+fn gms_error(error: GmsError) -> CheckError {
+    match error {
+        GmsError::Unavailable {
+            retry_after,
+            reason,
+        } => CheckError::Unavailable {
+            retry_after,
+            reason,
+        },
+        GmsError::Rejected { .. } | GmsError::Garbled(_) => {
+            CheckError::BadGateway(error.to_string())
+        }
+        GmsError::TimedOut => CheckError::GmsTimedOut,
+        GmsError::Internal(reason) => CheckError::Internal(reason),
+    }
+}
