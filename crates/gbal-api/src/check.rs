@@ -9,6 +9,10 @@ use crate::limit::Refusal;
 use crate::metric;
 use crate::state::AppState;
 
+/// When to try again after GMS's per-TIN query limit refused a check: GMS does not say, and
+/// trying again before the lock on (caller, GRN) frees up would be refused anyway.
+pub(crate) const GMS_QUERY_LIMIT_RETRY: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Why a check did not reach an outcome.
 #[derive(Debug)]
 pub(crate) enum Refused {

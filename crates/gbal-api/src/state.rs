@@ -75,6 +75,16 @@ impl AppState {
                 reason: "must have at least 16 characters".to_owned(),
             });
         }
+        let waits = service.config();
+        if config.request_timeout <= waits.sync_wait.max(waits.v2_wait) {
+            return Err(StartError::InvalidSetting {
+                setting: "request_timeout",
+                reason: format!(
+                    "{:?} must be longer than sync_wait and v2_wait, or every wait ends in a 503",
+                    config.request_timeout
+                ),
+            });
+        }
         let auth = Authenticator::new(&config.auth).await?;
         let limits = RateLimits::new(&config.rate_limit, service.config().lock_ttl)?;
         Ok(Self {

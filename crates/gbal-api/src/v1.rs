@@ -195,7 +195,7 @@ fn post_answer(
         Some(Outcome::FunctionalError { errors }) if ncts_error::is_query_limit(&errors) => {
             Err(ApiError::TooManyRequests {
                 reason: "GMS_QUERY_LIMIT",
-                retry_after: None,
+                retry_after: Some(check::GMS_QUERY_LIMIT_RETRY),
             })
         }
         Some(Outcome::FunctionalError { errors }) => Err(ApiError::FunctionalError {
@@ -294,6 +294,13 @@ pub(crate) async fn get_balance(
         .ok_or_else(|| {
             ApiError::NotFound(format!("The balance request with ID {id} was not found"))
         })?;
+    get_answer(&state, &request)
+}
+
+/// The v1 view of a recorded request: 200 pending, balance or functional error; 502 for an
+/// IE917.
+fn get_answer(state: &AppState, request: &BalanceRequest) -> Result<Response, ApiError> {
+    let id = request.id;
     let response = match &request.outcome {
         None => None,
         Some(Outcome::Success(balance)) => Some(RequestOutcome::Success {
@@ -312,7 +319,7 @@ pub(crate) async fn get_balance(
     hal::json(
         StatusCode::OK,
         &GetBalanceOk {
-            links: Links::to(self_href(&state, id)),
+            links: Links::to(self_href(state, id)),
             request: RequestBody {
                 balance_id: id.to_string(),
                 tax_identifier: request

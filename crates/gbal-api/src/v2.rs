@@ -1,7 +1,5 @@
 //! API v2 (phase 5, synchronous): `POST /{grn}/balance`.
 
-use std::time::Duration;
-
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -27,8 +25,6 @@ const ACCESS_CODE_FORMAT: &str = "Access code must be four alphanumeric characte
 /// The message of an unknown GRN or a wrong access code.
 const NOT_FOUND: &str =
     "The guarantee reference number or access code did not match an existing guarantee.";
-/// When to try again after GMS's per-TIN query limit: GMS does not say.
-const QUERY_LIMIT_RETRY: Duration = Duration::from_secs(60);
 
 /// The body of `POST /{grn}/balance` (for the OpenAPI document).
 #[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
@@ -138,7 +134,7 @@ fn answer(
 fn functional(errors: Vec<gbal_core::NctsError>) -> ApiError {
     if ncts_error::is_query_limit(&errors) {
         ApiError::Throttled {
-            retry_after: QUERY_LIMIT_RETRY,
+            retry_after: check::GMS_QUERY_LIMIT_RETRY,
         }
     } else if ncts_error::is_unsupported_guarantee_type(&errors) {
         ApiError::InvalidGuaranteeType

@@ -6,6 +6,7 @@ mod auth;
 mod cluster;
 mod http_flow;
 mod openapi;
+mod pg_flow;
 mod probes;
 mod reply;
 mod secrets;

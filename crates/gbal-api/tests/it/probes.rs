@@ -182,7 +182,9 @@ async fn readyz_needs_the_store_within_the_timeout() {
 
 #[tokio::test]
 async fn a_request_that_takes_too_long_is_503() {
-    let parts = Parts::on(Arc::new(Hanging));
+    let mut parts = Parts::on(Arc::new(Hanging));
+    parts.balance.sync_wait = Duration::from_millis(100);
+    parts.balance.v2_wait = Duration::from_millis(100);
     let app = TestApp::build(parts, FakeGms::new(|_| unreachable!()), |c| {
         c.request_timeout = Duration::from_millis(200);
     })

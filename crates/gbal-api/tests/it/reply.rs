@@ -14,7 +14,7 @@ use serde_json::json;
 use crate::support::sandbox::*;
 use crate::support::*;
 
-const PREFIX: &str = "MDTP-GUA-";
+pub(crate) const PREFIX: &str = "MDTP-GUA-";
 
 /// An app whose v1 checks answer 202 at once, and a pending request made through it.
 async fn pending() -> (TestApp, String, BalanceRequest) {
@@ -37,7 +37,7 @@ async fn pending() -> (TestApp, String, BalanceRequest) {
     (app, sub, request)
 }
 
-fn header(recipient: &str) -> Header {
+pub(crate) fn header(recipient: &str) -> Header {
     Header {
         sender: "NTA.GB".to_owned(),
         recipient: recipient.to_owned(),
@@ -46,7 +46,7 @@ fn header(recipient: &str) -> Header {
     }
 }
 
-fn ie037(recipient: &str, grn: &str, balance: &str) -> String {
+pub(crate) fn ie037(recipient: &str, grn: &str, balance: &str) -> String {
     Ie037 {
         header: header(recipient),
         requester_tin: Some(TIN.to_owned()),
@@ -62,7 +62,7 @@ fn ie037(recipient: &str, grn: &str, balance: &str) -> String {
     .unwrap()
 }
 
-fn ie906(recipient: &str, original_ref: &str) -> String {
+pub(crate) fn ie906(recipient: &str, original_ref: &str) -> String {
     Ie906 {
         header: header(recipient),
         original_ref: original_ref.to_owned(),
@@ -74,7 +74,7 @@ fn ie906(recipient: &str, original_ref: &str) -> String {
     .build()
 }
 
-fn ie917(recipient: &str, original_ref: &str) -> String {
+pub(crate) fn ie917(recipient: &str, original_ref: &str) -> String {
     Ie917 {
         header: header(recipient),
         original_ref: original_ref.to_owned(),
@@ -83,7 +83,7 @@ fn ie917(recipient: &str, original_ref: &str) -> String {
     .build()
 }
 
-fn recipient_of(request: &BalanceRequest) -> String {
+pub(crate) fn recipient_of(request: &BalanceRequest) -> String {
     request.message_id.recipient(PREFIX)
 }
 

@@ -102,6 +102,7 @@ async fn query_limit_only_is_429_gms_query_limit() {
         429,
         json!({"code": "TOO_MANY_REQUESTS", "message": "Too many requests", "reason": "GMS_QUERY_LIMIT"}),
     );
+    assert_eq!(reply.retry_after(), 60);
 }
 
 #[tokio::test]
