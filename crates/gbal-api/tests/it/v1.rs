@@ -689,20 +689,50 @@ async fn get_with_an_id_that_is_not_a_uuid_is_400() {
     }
 }
 
+/// Answers with a balance and remembers the id of each request it was sent.
+#[derive(Debug, Default)]
+struct Remembering(std::sync::Mutex<Vec<BalanceRequestId>>);
+
+#[async_trait::async_trait]
+impl gbal_core::Gms for Remembering {
+    async fn submit(
+        &self,
+        _: &gbal_core::BalanceQuery,
+        context: &gbal_core::SubmitContext,
+    ) -> Result<gbal_core::Submission, GmsError> {
+        self.0.lock().unwrap().push(context.balance_id);
+        Ok(gbal_core::Submission::Answered(Outcome::Success(
+            gbal_core::Balance {
+                amount: "1".parse().unwrap(),
+                currency: "GBP".parse().unwrap(),
+            },
+        )))
+    }
+
+    fn transport(&self) -> &'static str {
+        "remembering"
+    }
+}
+
 #[tokio::test]
 async fn a_v2_request_is_not_a_v1_resource() {
-    // v2 never hands out ids; a v2 row looked up through v1 does not exist.
-    let app = TestApp::sandbox().await;
+    // v2 never hands out ids; a v2 request looked up through v1 does not exist.
+    let gms = Arc::new(Remembering::default());
+    let app = TestApp::build(Parts::sqlite().await, gms.clone(), |_| {}).await;
     let sub = caller("v1-v2row");
-    let reply = app.call(v2_post(&token(&sub), GRN_BALANCE, CODE)).await;
-    assert_eq!(reply.status, 200);
-    let id = BalanceRequestId::new();
-    let caller_id = CallerId::parse(&sub).unwrap();
-    assert!(
-        app.tracker
-            .get(id, &caller_id, app.clock.now())
+    assert_eq!(
+        app.call(v2_post(&token(&sub), GRN_BALANCE, CODE))
             .await
-            .unwrap()
-            .is_none()
+            .status,
+        200
     );
+    let id = gms.0.lock().unwrap()[0];
+    let stored = app
+        .tracker
+        .get(id, &CallerId::parse(&sub).unwrap(), app.clock.now())
+        .await
+        .unwrap();
+    assert!(stored.is_some(), "the v2 request is recorded");
+    let reply = app.call(v1_get(&token(&sub), &id.to_string())).await;
+    reply.assert_code(404, "NOT_FOUND");
 }
