@@ -26,6 +26,22 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run gbal: the public API, the internal listener for GMS replies and metrics, and the
+    /// expiry job. With no configuration at all it runs self-contained for development:
+    /// SQLite under ./data, the built-in GMS simulator, a development token secret.
+    Serve {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Print the effective configuration (secrets redacted) and exit.
+        #[arg(long)]
+        print_config: bool,
+    },
+    /// Apply the database migrations of the configured database, then exit (run it as a
+    /// Kubernetes Job before a rollout).
+    Migrate {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
     /// Print a signed development token (needs an HS256 secret; development mode has one).
     Token(TokenArgs),
     /// Work with NCTS messages: print the IE034 gbal would send, or inspect a message file.

@@ -315,6 +315,12 @@ impl Config {
                 "must be above 0",
             ));
         }
+        if !self.internal.reply_token.is_empty() && self.internal.reply_token.expose().len() < 16 {
+            return Err(bad(
+                "internal.reply_token",
+                "must have at least 16 characters",
+            ));
+        }
         if self.database.max_connections == 0 {
             return Err(bad("database.max_connections", "must be at least 1"));
         }
@@ -408,7 +414,15 @@ impl Config {
         }
         match g.transport {
             Transport::Simulator => {}
-            Transport::NctsXml => check_url("gms.url", &g.url)?,
+            Transport::NctsXml => {
+                check_url("gms.url", &g.url)?;
+                if self.internal.reply_token.is_empty() {
+                    return Err(bad(
+                        "internal.reply_token",
+                        "the ncts-xml transport needs the token GMS replies carry",
+                    ));
+                }
+            }
             Transport::EisJson => {
                 check_url("gms.eis.gb.url", &g.eis.gb.url)?;
                 check_url("gms.eis.xi.url", &g.eis.xi.url)?;
@@ -434,12 +448,6 @@ impl Config {
                 return Err(bad(
                     "database.url",
                     "production mode needs PostgreSQL (set DATABASE_URL)",
-                ));
-            }
-            if g.transport == Transport::NctsXml && self.internal.reply_token.is_empty() {
-                return Err(bad(
-                    "internal.reply_token",
-                    "production mode needs the token GMS replies carry",
                 ));
             }
         }
@@ -517,6 +525,7 @@ mod tests {
     fn file_then_environment() {
         jailed(|jail| {
             jail.set_env("GBAL_BALANCE__SYNC_WAIT", "7s");
+            jail.set_env("GBAL_INTERNAL__REPLY_TOKEN", "a-reply-token-of-sixteen+");
             let c = load(
                 jail,
                 Some("[balance]\nsync_wait = \"5s\"\nv2_wait = \"6s\"\n[gms]\ntransport = \"ncts-xml\"\nurl = \"http://gms:9000/movements/messages\"\n"),
@@ -530,10 +539,15 @@ mod tests {
 
     #[test]
     fn errors_name_the_key() {
-        let cases: [(&str, &str, &str); 4] = [
+        let cases: [(&str, &str, &str); 5] = [
             ("GBAL_BALANCE__SYNC_WAIT", "soon", "balance.sync_wait"),
             ("GBAL_GMS__TRANSPORT", "carrier-pigeon", "gms.transport"),
             ("GBAL_GMS__TRANSPORT", "ncts-xml", "gms.url"),
+            (
+                "GBAL_INTERNAL__REPLY_TOKEN",
+                "short",
+                "internal.reply_token",
+            ),
             ("GBAL_RATE_LIMIT__BURST", "0", "rate_limit"),
         ];
         for (var, value, key) in cases {
@@ -557,17 +571,18 @@ mod tests {
         });
         let base = "mode = \"production\"\n[auth]\njwks_url = \"http://auth/jwks\"\n[gms]\ntransport = \"ncts-xml\"\nurl = \"http://gms/m\"\n";
         jailed(|jail| {
-            let e = load(jail, Some(base)).unwrap_err();
-            assert!(e.0.contains("database.url"), "{e}");
-        });
-        jailed(|jail| {
             jail.set_env("DATABASE_URL", "postgres://db/gbal");
             let e = load(jail, Some(base)).unwrap_err();
             assert!(e.0.contains("internal.reply_token"), "{e}");
         });
         jailed(|jail| {
+            jail.set_env("GBAL_INTERNAL__REPLY_TOKEN", "r3ply-t0ken-0123456789");
+            let e = load(jail, Some(base)).unwrap_err();
+            assert!(e.0.contains("database.url"), "{e}");
+        });
+        jailed(|jail| {
             jail.set_env("DATABASE_URL", "postgres://db/gbal");
-            jail.set_env("GBAL_INTERNAL__REPLY_TOKEN", "r3ply-t0ken");
+            jail.set_env("GBAL_INTERNAL__REPLY_TOKEN", "r3ply-t0ken-0123456789");
             let c = load(jail, Some(base)).unwrap();
             assert_eq!(c.hs256_secret(), None);
             assert_eq!(c.database.url.expose(), "postgres://db/gbal");
@@ -581,7 +596,7 @@ mod tests {
                 "GBAL_AUTH__HS256_SECRET",
                 "0123456789abcdef0123456789abcdef-topsecret",
             );
-            jail.set_env("GBAL_INTERNAL__REPLY_TOKEN", "reply-secret");
+            jail.set_env("GBAL_INTERNAL__REPLY_TOKEN", "reply-secret-0123456789");
             let c = load(jail, None).unwrap();
             let printed = c.to_redacted_toml();
             assert!(

@@ -7,9 +7,9 @@ use gbal::check::{self, CheckOptions, Question};
 use gbal::cli::{Cli, Command, NctsCommand};
 use gbal::config::{Config, ConfigError};
 use gbal::gms_sim::{self, GmsSimOptions};
-use gbal::signals;
 use gbal::telemetry::Telemetry;
 use gbal::{healthcheck, ncts, token};
+use gbal::{serve, signals};
 use tokio_util::sync::CancellationToken;
 
 /// Exit code for bad configuration or input.
@@ -56,6 +56,33 @@ fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
 
 fn run(cli: Cli) -> Result<ExitCode, Failure> {
     match cli.command {
+        Command::Serve {
+            config,
+            print_config,
+        } => {
+            let config = Config::load(config.config.as_deref())?;
+            if print_config {
+                print!("{}", config.to_redacted_toml());
+                return Ok(ExitCode::SUCCESS);
+            }
+            runtime()?.block_on(async {
+                let telemetry = Telemetry::init(&config.telemetry)?;
+                let shutdown = CancellationToken::new();
+                tokio::spawn(signals::cancel_on_signal(shutdown.clone()));
+                let result = serve::serve(config, shutdown).await;
+                if let Err(e) = &result {
+                    tracing::error!(error = format!("{e:#}"), "gbal stopped with an error");
+                }
+                telemetry.shutdown();
+                result?;
+                Ok::<_, Failure>(ExitCode::SUCCESS)
+            })
+        }
+        Command::Migrate { config } => {
+            let config = Config::load(config.config.as_deref())?;
+            runtime()?.block_on(serve::migrate(&config))?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Token(args) => {
             let config = Config::load(args.config.config.as_deref())?;
             println!(

@@ -200,6 +200,18 @@ impl Dataset {
         Self::new(guarantees, traders)
     }
 
+    /// Gives every guarantee that has no delay of its own (and is answered) this reply delay.
+    pub fn with_default_reply_delay(mut self, delay: Duration) -> Self {
+        if !delay.is_zero() {
+            for g in self.guarantees.values_mut() {
+                if g.behaviour.reply_delay.is_none() && !g.behaviour.no_reply {
+                    g.behaviour.reply_delay = Some(delay);
+                }
+            }
+        }
+        self
+    }
+
     /// Reads a dataset from a TOML file.
     pub fn load(path: &Path) -> Result<Self, DatasetError> {
         let text = std::fs::read_to_string(path).map_err(|e| DatasetError::Read {

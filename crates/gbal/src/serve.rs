@@ -1,0 +1,347 @@
+//! `gbal serve` and `gbal migrate`: the configuration turned into a running process.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use gbal_api::{
+    ApiConfig, AppState, AuthConfig, KeySource, MetricsRender, RateLimitConfig, ReplyConfig,
+    TrackerReplySink,
+};
+use gbal_core::{BalanceConfig, BalanceService, Clock, Gms, SystemClock, Tracker};
+use gbal_gms::{
+    BearerToken, BreakerConfig, Dataset, EisJsonConfig, EisJsonGms, EmbeddedConfig,
+    EmbeddedSimulator, NctsXmlConfig, NctsXmlGms, QueryLimit, RetryPolicy, UpstreamConfig, Url,
+};
+use gbal_tracker::{PgConfig, PgTracker, SqliteTracker};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::{Config, EisInstance, GmsSection, Mode, Transport, default_sqlite_path};
+
+/// Latency buckets (seconds) of the request and GMS call histograms.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0,
+];
+
+/// The request store of this process.
+enum Store {
+    Postgres(Arc<PgTracker>),
+    Sqlite(Arc<SqliteTracker>),
+}
+
+impl Store {
+    fn tracker(&self) -> Arc<dyn Tracker> {
+        match self {
+            Store::Postgres(t) => t.clone(),
+            Store::Sqlite(t) => t.clone(),
+        }
+    }
+}
+
+async fn open_store(config: &Config, migrate: bool) -> anyhow::Result<Store> {
+    if config.database.url.is_empty() {
+        let path = default_sqlite_path();
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        let tracker = SqliteTracker::open(&path)
+            .await
+            .with_context(|| format!("opening SQLite at {}", path.display()))?;
+        // SQLite belongs to this one process: its schema always follows the binary.
+        tracker.migrate().await.context("migrating SQLite")?;
+        tracing::warn!(path = %path.display(), "no database.url: using SQLite, fit for one process only");
+        return Ok(Store::Sqlite(Arc::new(tracker)));
+    }
+    let pg = PgConfig {
+        max_connections: config.database.max_connections,
+        acquire_timeout: config.database.acquire_timeout.0,
+        ..PgConfig::default()
+    };
+    let tracker = PgTracker::connect(config.database.url.expose(), &pg).context("database.url")?;
+    if migrate {
+        tracker
+            .migrate()
+            .await
+            .context("applying the PostgreSQL migrations")?;
+    }
+    Ok(Store::Postgres(Arc::new(tracker)))
+}
+
+/// `gbal migrate`: applies the migrations of the configured database.
+pub async fn migrate(config: &Config) -> anyhow::Result<()> {
+    match open_store(config, true).await? {
+        Store::Postgres(_) => println!("PostgreSQL migrations applied"),
+        Store::Sqlite(_) => println!(
+            "SQLite migrations applied ({})",
+            default_sqlite_path().display()
+        ),
+    }
+    Ok(())
+}
+
+fn upstream(url: &str, token: &str, gms: &GmsSection, key: &str) -> anyhow::Result<UpstreamConfig> {
+    let url = Url::parse(url).with_context(|| format!("{key}: '{url}' is not a URL"))?;
+    let mut upstream = UpstreamConfig::new(url, BearerToken::new(token));
+    upstream.connect_timeout = gms.connect_timeout.0;
+    upstream.request_timeout = gms.request_timeout.0;
+    upstream.retry = RetryPolicy {
+        max_retries: gms.retry.max_attempts.saturating_sub(1) as usize,
+        min_delay: gms.retry.min_delay.0,
+        total: gms.retry.max_elapsed.0,
+        ..RetryPolicy::default()
+    };
+    upstream.breaker = BreakerConfig {
+        failure_threshold: gms.breaker.failures,
+        cool_down: gms.breaker.open_for.0,
+    };
+    Ok(upstream)
+}
+
+fn eis(instance: &EisInstance, gms: &GmsSection, key: &str) -> anyhow::Result<UpstreamConfig> {
+    upstream(&instance.url, instance.token.expose(), gms, key)
+}
+
+fn build_gms(
+    config: &Config,
+    tracker: Arc<dyn Tracker>,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<Arc<dyn Gms>> {
+    let g = &config.gms;
+    Ok(match g.transport {
+        Transport::Simulator => {
+            let dataset = if config.simulator.dataset.is_empty() {
+                Dataset::sandbox()
+            } else {
+                Dataset::load(Path::new(&config.simulator.dataset)).context("simulator.dataset")?
+            };
+            let mut embedded = EmbeddedConfig::new(
+                dataset.with_default_reply_delay(config.simulator.reply_delay.0),
+            );
+            embedded.query_limit = QueryLimit {
+                per_tin: config.simulator.query_limit,
+                ..QueryLimit::default()
+            };
+            embedded.sender_prefix = g.sender_prefix.clone();
+            embedded.recipient_office = g.recipient.clone();
+            let sink = Arc::new(TrackerReplySink::new(tracker, clock.clone()));
+            Arc::new(EmbeddedSimulator::new(embedded, sink).with_clock(clock))
+        }
+        Transport::NctsXml => {
+            let mut ncts = NctsXmlConfig::new(upstream(&g.url, g.token.expose(), g, "gms.url")?);
+            ncts.sender_prefix = g.sender_prefix.clone();
+            ncts.recipient_office = g.recipient.clone();
+            Arc::new(NctsXmlGms::new(ncts).context("gms (ncts-xml)")?)
+        }
+        Transport::EisJson => Arc::new(
+            EisJsonGms::new(EisJsonConfig {
+                gb: eis(&g.eis.gb, g, "gms.eis.gb.url")?,
+                xi: eis(&g.eis.xi, g, "gms.eis.xi.url")?,
+            })
+            .context("gms (eis-json)")?,
+        ),
+    })
+}
+
+fn api_config(config: &Config) -> anyhow::Result<ApiConfig> {
+    let a = &config.auth;
+    let (keys, algorithms) = if !a.jwks_file.is_empty() {
+        (
+            KeySource::JwksFile {
+                path: a.jwks_file.clone().into(),
+                refresh: a.jwks_refresh.0,
+            },
+            a.algorithms.clone(),
+        )
+    } else if !a.jwks_url.is_empty() {
+        (
+            KeySource::JwksUrl {
+                url: a.jwks_url.clone(),
+                refresh: a.jwks_refresh.0,
+            },
+            a.algorithms.clone(),
+        )
+    } else if let Some(secret) = config.hs256_secret() {
+        (
+            KeySource::Hs256Secret(secret.to_owned()),
+            vec!["HS256".to_owned()],
+        )
+    } else {
+        bail!(
+            "auth: no key source configured (auth.jwks_url, auth.jwks_file or auth.hs256_secret)"
+        );
+    };
+    let mut auth = AuthConfig::new(keys, a.issuer.clone(), a.audience.clone());
+    auth.algorithms = algorithms;
+    auth.required_scope = a.scope.clone();
+    auth.leeway = a.leeway.0;
+    let reply_token = if config.internal.reply_token.is_empty() {
+        // Nothing can post replies then (the embedded simulator delivers in process): an
+        // unguessable token closes the route.
+        random_token()
+    } else {
+        config.internal.reply_token.expose().to_owned()
+    };
+    let mut reply = ReplyConfig::new(reply_token);
+    reply.recipient_prefix = config.gms.sender_prefix.clone();
+    let mut api = ApiConfig::new(auth, reply);
+    api.base_path = config.public.base_path.clone();
+    api.public_body_limit = config.public.body_limit;
+    api.reply_body_limit = config.internal.body_limit;
+    api.request_timeout = config.public.request_timeout.0;
+    api.rate_limit = RateLimitConfig {
+        per_second: config.rate_limit.per_second,
+        burst: config.rate_limit.burst,
+    };
+    Ok(api)
+}
+
+fn random_token() -> String {
+    format!("{}{}", uuid_hex(), uuid_hex())
+}
+
+fn uuid_hex() -> String {
+    gbal_core::BalanceRequestId::new()
+        .to_string()
+        .replace('-', "")
+}
+
+fn install_metrics()
+-> anyhow::Result<(MetricsRender, metrics_exporter_prometheus::PrometheusHandle)> {
+    let recorder = PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            Matcher::Suffix("duration_seconds".to_owned()),
+            LATENCY_BUCKETS,
+        )
+        .context("metric buckets")?
+        .build_recorder();
+    let handle = recorder.handle();
+    metrics::set_global_recorder(recorder).context("installing the metrics recorder")?;
+    let render = handle.clone();
+    Ok((Arc::new(move || render.render()), handle))
+}
+
+/// `gbal serve`: runs until `shutdown` is cancelled, then drains within `shutdown.grace`.
+pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    if config.mode == Mode::Development {
+        if config.auth.hs256_secret.is_empty() && config.hs256_secret().is_some() {
+            tracing::warn!(
+                "DEVELOPMENT MODE: tokens are checked with a built-in HS256 secret that anyone can know; never expose this gbal"
+            );
+        }
+        if config.gms.transport == Transport::Simulator {
+            tracing::warn!(
+                "DEVELOPMENT MODE: balances come from the built-in GMS simulator, not a real GMS"
+            );
+        }
+    }
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let store = open_store(&config, config.database.run_migrations).await?;
+    let tracker = store.tracker();
+    let gms = build_gms(&config, tracker.clone(), clock.clone())?;
+    let service = BalanceService::new(
+        tracker.clone(),
+        gms,
+        clock.clone(),
+        BalanceConfig {
+            sync_wait: config.balance.sync_wait.0,
+            v2_wait: config.balance.v2_wait.0,
+            ttl: config.balance.ttl.0,
+            lock_ttl: config.balance.lock_ttl.0,
+        },
+    );
+    let (render, handle) = install_metrics()?;
+    let state = AppState::new(api_config(&config)?, service, Some(render))
+        .await
+        .context("starting the HTTP front door")?;
+
+    let public = TcpListener::bind(config.public.listen)
+        .await
+        .with_context(|| format!("public.listen {}", config.public.listen))?;
+    let internal = TcpListener::bind(config.internal.listen)
+        .await
+        .with_context(|| format!("internal.listen {}", config.internal.listen))?;
+    let public_addr = public.local_addr()?;
+    let internal_addr = internal.local_addr()?;
+    tracing::info!(%public_addr, %internal_addr, transport = ?config.gms.transport, "gbal listening");
+    println!("gbal listening");
+    println!(
+        "  public API:   http://{public_addr}{}  (probes: /livez /readyz, spec: /openapi.json)",
+        config.public.base_path
+    );
+    println!(
+        "  internal:     http://{internal_addr}  (GMS replies: /balances/{{recipient}}, metrics: /metrics)"
+    );
+    if config.hs256_secret().is_some() {
+        println!("  get a token:  gbal token --sub <your-name>");
+    }
+
+    let jobs = TaskTracker::new();
+    let stop_jobs = CancellationToken::new();
+    let deleted = Arc::new(AtomicU64::new(0));
+    {
+        let (tracker, clock, stop, deleted) = (
+            tracker.clone(),
+            clock.clone(),
+            stop_jobs.clone(),
+            deleted.clone(),
+        );
+        let (interval, batch) = (config.expiry.interval.0, config.expiry.batch);
+        jobs.spawn(async move {
+            gbal_tracker::run_expiry_counting(tracker, clock, interval, batch, stop, &deleted)
+                .await;
+        });
+    }
+    {
+        let (stop, store_gauges) = (
+            stop_jobs.clone(),
+            match &store {
+                Store::Postgres(t) => Some(t.clone()),
+                Store::Sqlite(_) => None,
+            },
+        );
+        jobs.spawn(async move {
+            let mut ticks = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => break,
+                    _ = ticks.tick() => {}
+                }
+                handle.run_upkeep();
+                metrics::counter!("gbal_expired_rows_total")
+                    .absolute(deleted.load(Ordering::Relaxed));
+                if let Some(pg) = &store_gauges {
+                    let pool = pg.pool();
+                    metrics::gauge!("gbal_db_pool_connections").set(f64::from(pool.size()));
+                    metrics::gauge!("gbal_db_pool_idle_connections").set(pool.num_idle() as f64);
+                    metrics::gauge!("gbal_waiting_requests").set(pg.waiting() as f64);
+                }
+            }
+        });
+    }
+    jobs.close();
+
+    let grace = config.shutdown.grace.0;
+    let server = tokio::spawn(gbal_api::serve(public, internal, state, shutdown.clone()));
+    let result = tokio::select! {
+        r = server => r.map_err(anyhow::Error::new).and_then(|r| r.map_err(anyhow::Error::new)),
+        () = async {
+            shutdown.cancelled().await;
+            tokio::time::sleep(grace).await;
+        } => {
+            tracing::warn!(grace = ?grace, "requests still running after the shutdown grace; exiting anyway");
+            Ok(())
+        }
+    };
+    stop_jobs.cancel();
+    jobs.wait().await;
+    if let Store::Postgres(pg) = &store {
+        pg.pool().close().await;
+    }
+    tracing::info!("gbal stopped");
+    result.context("serving")
+}
