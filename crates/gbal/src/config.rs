@@ -254,6 +254,7 @@ pub struct TelemetryConfig {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ShutdownConfig {
+    pub delay: HumanDuration,
     pub grace: HumanDuration,
 }
 

@@ -193,6 +193,7 @@ fn api_config(config: &Config) -> anyhow::Result<ApiConfig> {
     api.public_body_limit = config.public.body_limit;
     api.reply_body_limit = config.internal.body_limit;
     api.request_timeout = config.public.request_timeout.0;
+    api.shutdown_delay = config.shutdown.delay.0;
     api.rate_limit = RateLimitConfig {
         per_second: config.rate_limit.per_second,
         burst: config.rate_limit.burst,
@@ -331,7 +332,7 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         r = server => r.map_err(anyhow::Error::new).and_then(|r| r.map_err(anyhow::Error::new)),
         () = async {
             shutdown.cancelled().await;
-            tokio::time::sleep(grace).await;
+            tokio::time::sleep(config.shutdown.delay.0 + grace).await;
         } => {
             tracing::warn!(grace = ?grace, "requests still running after the shutdown grace; exiting anyway");
             Ok(())
