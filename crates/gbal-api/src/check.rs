@@ -5,7 +5,7 @@ use gbal_core::{
     ApiVersion, BalanceQuery, CallContext, CallerId, CheckError, CheckOutcome, Outcome, ncts_error,
 };
 
-use crate::limit::Refusal;
+use crate::limit::{PairLock, Refusal};
 use crate::metric;
 use crate::state::AppState;
 
@@ -39,10 +39,22 @@ pub(crate) async fn run(
         metric::balance_outcome(version, "rate_limited");
         return Err(Refused::Limit(refusal));
     }
+    let started = std::time::Instant::now();
     let result = {
         let _in_flight = metric::InFlight::start();
         state.service().check(caller, query, version, context).await
     };
+    let lock = match &result {
+        // These all come after the cluster lock was taken.
+        Ok(_) | Err(CheckError::BadGateway(_) | CheckError::GmsTimedOut) => {
+            PairLock::Taken { at: started }
+        }
+        Err(CheckError::RateLimited { retry_after }) => PairLock::Held {
+            retry_after: *retry_after,
+        },
+        Err(CheckError::Unavailable { .. } | CheckError::Internal(_)) => PairLock::Unknown,
+    };
+    state.limits().learn(caller, &query.grn, lock);
     let label = match &result {
         Ok(CheckOutcome::Completed(request)) => match &request.outcome {
             Some(Outcome::Success(_)) => "success",

@@ -1,17 +1,21 @@
-//! In-process rate limits (governor), applied after the fields are read and before
+//! In-process rate limits, applied after the fields are read and before
 //! `BalanceService::check`:
-//! - per caller: `per_second` sustained with a `burst`; refused as `CLIENT_RATE_LIMIT`;
-//! - per (caller, GRN): once per lock TTL; refused as `API_RATE_LIMIT`.
+//! - per caller (governor): `per_second` sustained with a `burst`; refused as
+//!   `CLIENT_RATE_LIMIT`;
+//! - per (caller, GRN): a local mirror of the tracker's cluster-wide lock; refused as
+//!   `API_RATE_LIMIT`.
 //!
-//! Both live in this process only. The once-a-minute rule holds across replicas because
-//! `check` then takes the tracker's cluster-wide lock on (caller, GRN), which refuses with the
-//! time left on it. The in-process pair limiter only saves that round trip for a caller
-//! hammering one replica. One consequence: when another replica holds the lock, this
-//! replica's pair limiter has already counted the refused attempt and may refuse the pair for
-//! up to one more TTL from then; the cluster lock itself is never extended by a refusal.
+//! The once-a-minute rule holds across replicas because `check` takes the tracker's
+//! cluster-wide lock on (caller, GRN), which refuses with the time left on it. The local mirror
+//! only saves that round trip for a caller hammering one replica: it remembers, per pair, when
+//! the cluster lock frees up, as learnt from the lock itself (taken now: free after the TTL;
+//! refused: free after the time the lock reported). It is never a limiter of its own, so a
+//! refused attempt extends nothing, here or in the cluster.
 
+use std::collections::HashMap;
 use std::num::NonZeroU32;
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use gbal_core::{CallerId, Grn};
 use governor::clock::{Clock, DefaultClock};
@@ -29,11 +33,24 @@ pub(crate) enum Refusal {
     CallerGrn { retry_after: Duration },
 }
 
-/// The two keyed limiters.
+/// The caller limiter and the mirror of the pair locks.
 pub(crate) struct RateLimits {
     per_caller: DefaultKeyedRateLimiter<CallerId>,
-    per_grn: DefaultKeyedRateLimiter<(CallerId, Grn)>,
+    /// When each (caller, GRN) lock is known to free up.
+    pair_locks: Mutex<HashMap<(CallerId, Grn), Instant>>,
+    lock_ttl: Duration,
     clock: DefaultClock,
+}
+
+/// What the cluster lock said about a pair, as far as the check got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PairLock {
+    /// The check took the lock when it started.
+    Taken { at: Instant },
+    /// Someone holds it for `retry_after` more.
+    Held { retry_after: Duration },
+    /// Unknown (the store failed before or while locking).
+    Unknown,
 }
 
 impl RateLimits {
@@ -46,12 +63,13 @@ impl RateLimits {
             .ok_or_else(|| invalid("rate_limit.per_second", "must be at least 1"))?;
         let burst = NonZeroU32::new(config.burst)
             .ok_or_else(|| invalid("rate_limit.burst", "must be at least 1"))?;
-        let pair = Quota::with_period(lock_ttl)
-            .ok_or_else(|| invalid("lock_ttl", "must be longer than zero"))?
-            .allow_burst(NonZeroU32::MIN);
+        if lock_ttl.is_zero() {
+            return Err(invalid("lock_ttl", "must be longer than zero"));
+        }
         Ok(Self {
             per_caller: RateLimiter::keyed(Quota::per_second(per_second).allow_burst(burst)),
-            per_grn: RateLimiter::keyed(pair),
+            pair_locks: Mutex::new(HashMap::new()),
+            lock_ttl,
             clock: DefaultClock::default(),
         })
     }
@@ -63,21 +81,42 @@ impl RateLimits {
             .map_err(|not_until| Refusal::Client {
                 retry_after: not_until.wait_time_from(self.clock.now()),
             })?;
-        self.per_grn
-            .check_key(&(caller.clone(), grn.clone()))
-            .map_err(|not_until| Refusal::CallerGrn {
-                retry_after: not_until.wait_time_from(self.clock.now()),
-            })
+        let now = Instant::now();
+        let locks = self.pair_locks.lock().unwrap_or_else(|p| p.into_inner());
+        match locks.get(&(caller.clone(), grn.clone())) {
+            Some(free_at) if *free_at > now => Err(Refusal::CallerGrn {
+                retry_after: *free_at - now,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Remembers what the cluster lock said about (caller, GRN).
+    pub(crate) fn learn(&self, caller: &CallerId, grn: &Grn, lock: PairLock) {
+        let free_at = match lock {
+            PairLock::Taken { at } => at + self.lock_ttl,
+            PairLock::Held { retry_after } => Instant::now() + retry_after,
+            PairLock::Unknown => return,
+        };
+        let mut locks = self.pair_locks.lock().unwrap_or_else(|p| p.into_inner());
+        let slot = locks
+            .entry((caller.clone(), grn.clone()))
+            .or_insert(free_at);
+        *slot = (*slot).max(free_at);
     }
 
     /// Forgets keys whose limits have fully replenished (call periodically).
     pub(crate) fn retain_recent(&self) {
         self.per_caller.retain_recent();
-        self.per_grn.retain_recent();
+        let now = Instant::now();
+        let pairs = {
+            let mut locks = self.pair_locks.lock().unwrap_or_else(|p| p.into_inner());
+            locks.retain(|_, free_at| *free_at > now);
+            locks.len()
+        };
         metrics::gauge!("gbal_rate_limit_keys", "limiter" => "caller")
             .set(self.per_caller.len() as f64);
-        metrics::gauge!("gbal_rate_limit_keys", "limiter" => "caller_grn")
-            .set(self.per_grn.len() as f64);
+        metrics::gauge!("gbal_rate_limit_keys", "limiter" => "caller_grn").set(pairs as f64);
     }
 }
 
@@ -90,7 +129,7 @@ mod tests {
     }
 
     #[test]
-    fn pair_limit_is_once_per_ttl_and_per_pair() {
+    fn pair_mirror_follows_the_cluster_lock() {
         let limits = RateLimits::new(
             &RateLimitConfig {
                 per_second: 100,
@@ -101,7 +140,10 @@ mod tests {
         .unwrap();
         let grn = Grn::parse_v2("22GB0000010000313").unwrap();
         let other = Grn::parse_v2("22XI0000010000313").unwrap();
+        // Nothing known: the cluster lock decides.
         assert_eq!(limits.check(&caller("a"), &grn), Ok(()));
+        assert_eq!(limits.check(&caller("a"), &grn), Ok(()));
+        limits.learn(&caller("a"), &grn, PairLock::Taken { at: Instant::now() });
         match limits.check(&caller("a"), &grn) {
             Err(Refusal::CallerGrn { retry_after }) => {
                 assert!(
@@ -112,6 +154,42 @@ mod tests {
         }
         assert_eq!(limits.check(&caller("a"), &other), Ok(()));
         assert_eq!(limits.check(&caller("b"), &grn), Ok(()));
+    }
+
+    #[test]
+    fn a_refusal_elsewhere_is_mirrored_without_extending_it() {
+        let limits = RateLimits::new(
+            &RateLimitConfig {
+                per_second: 100,
+                burst: 100,
+            },
+            Duration::from_secs(60),
+        )
+        .unwrap();
+        let grn = Grn::parse_v2("22GB0000010000313").unwrap();
+        // Another replica holds the lock for 150 ms more.
+        limits.learn(
+            &caller("a"),
+            &grn,
+            PairLock::Held {
+                retry_after: Duration::from_millis(150),
+            },
+        );
+        match limits.check(&caller("a"), &grn) {
+            Err(Refusal::CallerGrn { retry_after }) => {
+                assert!(retry_after <= Duration::from_millis(150))
+            }
+            other => panic!("{other:?}"),
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(
+            limits.check(&caller("a"), &grn),
+            Ok(()),
+            "free when the cluster lock is"
+        );
+        limits.learn(&caller("a"), &grn, PairLock::Unknown);
+        assert_eq!(limits.check(&caller("a"), &grn), Ok(()));
+        limits.retain_recent();
     }
 
     #[test]
