@@ -1,0 +1,618 @@
+//! The tracker suite: every test takes a fresh tracker, whatever stores it, and both stores
+//! must pass all of them (see `main.rs` for the factories each test runs on).
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use gbal_core::{
+    BalanceRequest, BalanceRequestId, Completion, LockOutcome, MessageId, NewBalanceRequest,
+    Outcome, SystemClock, Tracker, TrackerError,
+};
+use gbal_tracker::{expire_all, run_expiry_counting};
+use time::OffsetDateTime;
+use tokio_util::sync::CancellationToken;
+
+use crate::fixture::{
+    balance, caller, functional_error, now, request_at, request_expiring, xml_error,
+};
+
+fn micros(n: i64) -> time::Duration {
+    time::Duration::microseconds(n)
+}
+
+/// The request as the store should now hold it, completed with `outcome` at `at`.
+fn completed(new: &NewBalanceRequest, outcome: Outcome, at: OffsetDateTime) -> BalanceRequest {
+    BalanceRequest {
+        completed_at: Some(at),
+        outcome: Some(outcome),
+        ..BalanceRequest::pending(new)
+    }
+}
+
+async fn stored(t: &dyn Tracker, new: &NewBalanceRequest, outcome: &Outcome, at: OffsetDateTime) {
+    let completion = t
+        .complete(new.message_id(), outcome, at)
+        .await
+        .expect("complete");
+    assert_eq!(
+        completion,
+        Completion::Stored(completed(new, outcome.clone(), at))
+    );
+}
+
+pub async fn insert_then_read(t: Arc<dyn Tracker>) {
+    t.ping().await.expect("the store answers");
+    let at = now();
+    let new = request_at(at);
+    t.insert(&new).await.expect("insert");
+    let pending = BalanceRequest::pending(&new);
+    assert_eq!(
+        t.get(new.id, &new.caller, at).await.unwrap(),
+        Some(pending.clone())
+    );
+    assert_eq!(
+        t.get_by_message_id(new.message_id(), at).await.unwrap(),
+        Some(pending)
+    );
+    // A v2 request without a TIN.
+    let v2 = NewBalanceRequest {
+        api_version: gbal_core::ApiVersion::V2,
+        grn: gbal_core::Grn::parse_v2("24GB1234567890AB3").unwrap(),
+        tin: None,
+        ..request_at(at)
+    };
+    t.insert(&v2).await.expect("insert v2");
+    assert_eq!(
+        t.get(v2.id, &v2.caller, at).await.unwrap(),
+        Some(BalanceRequest::pending(&v2))
+    );
+    assert_eq!(
+        t.get(BalanceRequestId::new(), &new.caller, at)
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+pub async fn duplicate_id_is_refused(t: Arc<dyn Tracker>) {
+    let new = request_at(now());
+    t.insert(&new).await.expect("insert");
+    assert!(matches!(
+        t.insert(&new).await,
+        Err(TrackerError::DuplicateId)
+    ));
+    // Another id whose first 12 bytes (the message id) are the same.
+    let mut bytes = *new.id.as_uuid().as_bytes();
+    bytes[15] ^= 0xff;
+    let twin = NewBalanceRequest {
+        id: BalanceRequestId::from_uuid(uuid::Uuid::from_bytes(bytes)),
+        ..request_at(now())
+    };
+    assert_eq!(twin.message_id(), new.message_id());
+    assert!(matches!(
+        t.insert(&twin).await,
+        Err(TrackerError::DuplicateId)
+    ));
+}
+
+pub async fn complete_stores_each_outcome(t: Arc<dyn Tracker>) {
+    let at = now();
+    for outcome in [
+        balance("12345678.90"),
+        balance("123456789012345678901234.56"),
+        balance("-0.05"),
+        functional_error(),
+        xml_error(),
+    ] {
+        let new = request_at(at);
+        t.insert(&new).await.unwrap();
+        let done_at = at + micros(1_500_001);
+        stored(t.as_ref(), &new, &outcome, done_at).await;
+        let read = t.get(new.id, &new.caller, done_at).await.unwrap().unwrap();
+        assert_eq!(read, completed(&new, outcome.clone(), done_at));
+        assert_eq!(
+            t.get_by_message_id(new.message_id(), done_at)
+                .await
+                .unwrap(),
+            Some(read)
+        );
+    }
+    // The amount keeps its exact digits, trailing zeros dropped.
+    let new = request_at(at);
+    t.insert(&new).await.unwrap();
+    stored(t.as_ref(), &new, &balance("12345678.90"), at).await;
+    let read = t.get(new.id, &new.caller, at).await.unwrap().unwrap();
+    match read.outcome {
+        Some(Outcome::Success(b)) => assert_eq!(b.amount.to_string(), "12345678.9"),
+        other => panic!("expected a balance, got {other:?}"),
+    }
+}
+
+pub async fn identical_repeat_is_duplicate(t: Arc<dyn Tracker>) {
+    let at = now();
+    let new = request_at(at);
+    t.insert(&new).await.unwrap();
+    stored(t.as_ref(), &new, &functional_error(), at).await;
+    let later = at + micros(2_000_000);
+    assert_eq!(
+        t.complete(new.message_id(), &functional_error(), later)
+            .await
+            .unwrap(),
+        Completion::Duplicate(completed(&new, functional_error(), at))
+    );
+    // Equal amounts are equal, however they were written.
+    let new = request_at(at);
+    t.insert(&new).await.unwrap();
+    stored(t.as_ref(), &new, &balance("50000.00"), at).await;
+    assert!(matches!(
+        t.complete(new.message_id(), &balance("50000"), later)
+            .await
+            .unwrap(),
+        Completion::Duplicate(_)
+    ));
+}
+
+pub async fn different_outcome_conflicts_and_changes_nothing(t: Arc<dyn Tracker>) {
+    let at = now();
+    let new = request_at(at);
+    t.insert(&new).await.unwrap();
+    stored(t.as_ref(), &new, &balance("100.00"), at).await;
+    let first = completed(&new, balance("100"), at);
+    let later = at + micros(3_000_000);
+    for other in [balance("100.01"), functional_error(), xml_error()] {
+        assert_eq!(
+            t.complete(new.message_id(), &other, later).await.unwrap(),
+            Completion::Conflict(first.clone())
+        );
+    }
+    assert_eq!(
+        t.get(new.id, &new.caller, later).await.unwrap(),
+        Some(first)
+    );
+}
+
+pub async fn unknown_message_id_is_not_found(t: Arc<dyn Tracker>) {
+    let unknown = BalanceRequestId::new().message_id();
+    assert_eq!(
+        t.complete(unknown, &balance("1"), now()).await.unwrap(),
+        Completion::NotFound
+    );
+    assert_eq!(t.get_by_message_id(unknown, now()).await.unwrap(), None);
+    let zeros = MessageId::from_bytes([0; MessageId::LEN]);
+    assert_eq!(
+        t.complete(zeros, &xml_error(), now()).await.unwrap(),
+        Completion::NotFound
+    );
+}
+
+pub async fn expired_request_is_not_found(t: Arc<dyn Tracker>) {
+    let at = now();
+    let new = request_at(at);
+    t.insert(&new).await.unwrap();
+    // At expires_at the request is gone for every purpose.
+    assert_eq!(
+        t.complete(new.message_id(), &balance("1"), new.expires_at)
+            .await
+            .unwrap(),
+        Completion::NotFound
+    );
+    // Nothing was recorded: a microsecond earlier it is still pending.
+    let before = new.expires_at - micros(1);
+    assert_eq!(
+        t.get(new.id, &new.caller, before).await.unwrap(),
+        Some(BalanceRequest::pending(&new))
+    );
+    stored(t.as_ref(), &new, &balance("1"), before).await;
+}
+
+pub async fn another_caller_sees_nothing(t: Arc<dyn Tracker>) {
+    let at = now();
+    let new = request_at(at);
+    t.insert(&new).await.unwrap();
+    assert_eq!(t.get(new.id, &caller("client-2"), at).await.unwrap(), None);
+    assert_eq!(t.get(new.id, &caller("CLIENT-1"), at).await.unwrap(), None);
+    assert!(
+        t.get(new.id, &caller("client-1"), at)
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
+pub async fn nothing_is_read_past_expiry(t: Arc<dyn Tracker>) {
+    let at = now();
+    let new = request_at(at);
+    t.insert(&new).await.unwrap();
+    let last = new.expires_at - micros(1);
+    assert!(t.get(new.id, &new.caller, last).await.unwrap().is_some());
+    assert!(
+        t.get_by_message_id(new.message_id(), last)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    for after in [new.expires_at, new.expires_at + time::Duration::DAY] {
+        assert_eq!(t.get(new.id, &new.caller, after).await.unwrap(), None);
+        assert_eq!(
+            t.get_by_message_id(new.message_id(), after).await.unwrap(),
+            None
+        );
+    }
+    // A completed request expires the same way.
+    stored(t.as_ref(), &new, &xml_error(), at).await;
+    assert_eq!(
+        t.get(new.id, &new.caller, new.expires_at).await.unwrap(),
+        None
+    );
+}
+
+pub async fn wait_wakes_on_completion(t: Arc<dyn Tracker>) {
+    let at = now();
+    let new = request_at(at);
+    t.insert(&new).await.unwrap();
+    let waiter = {
+        let t = Arc::clone(&t);
+        let id = new.id;
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let answer = t.wait_for_completion(id, Duration::from_secs(20)).await;
+            (answer, started.elapsed())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    stored(t.as_ref(), &new, &balance("42.42"), at).await;
+    let (answer, elapsed) = waiter.await.unwrap();
+    assert_eq!(answer.unwrap(), Some(completed(&new, balance("42.42"), at)));
+    assert!(elapsed < Duration::from_secs(5), "woken after {elapsed:?}");
+    // A completed request is answered at once.
+    let started = Instant::now();
+    assert!(
+        t.wait_for_completion(new.id, Duration::from_secs(20))
+            .await
+            .unwrap()
+            .unwrap()
+            .is_completed()
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+pub async fn wait_times_out_with_the_pending_request(t: Arc<dyn Tracker>) {
+    let new = request_at(now());
+    t.insert(&new).await.unwrap();
+    let started = Instant::now();
+    let answer = t
+        .wait_for_completion(new.id, Duration::from_millis(300))
+        .await
+        .unwrap();
+    let elapsed = started.elapsed();
+    assert_eq!(answer, Some(BalanceRequest::pending(&new)));
+    assert!(elapsed >= Duration::from_millis(300), "{elapsed:?}");
+    assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
+    // An unknown request is answered at once.
+    let started = Instant::now();
+    assert_eq!(
+        t.wait_for_completion(BalanceRequestId::new(), Duration::from_secs(20))
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+pub async fn locks(t: Arc<dyn Tracker>) {
+    let at = now();
+    let ttl = Duration::from_secs(60);
+    let secs = |n: i64| at + time::Duration::seconds(n);
+    assert_eq!(
+        t.acquire_lock("client-1/GRN1", at, ttl).await.unwrap(),
+        LockOutcome::Acquired
+    );
+    // Another key is another lock.
+    assert_eq!(
+        t.acquire_lock("client-1/GRN2", at, ttl).await.unwrap(),
+        LockOutcome::Acquired
+    );
+    assert_eq!(
+        t.acquire_lock("client-1/GRN1", secs(10), ttl)
+            .await
+            .unwrap(),
+        LockOutcome::Held {
+            retry_after: Duration::from_secs(50)
+        }
+    );
+    // The refused attempt did not extend the lock.
+    assert_eq!(
+        t.acquire_lock("client-1/GRN1", secs(59), ttl)
+            .await
+            .unwrap(),
+        LockOutcome::Held {
+            retry_after: Duration::from_secs(1)
+        }
+    );
+    assert_eq!(
+        t.acquire_lock("client-1/GRN1", secs(60) - micros(1), ttl)
+            .await
+            .unwrap(),
+        LockOutcome::Held {
+            retry_after: Duration::from_micros(1)
+        }
+    );
+    // After its TTL it can be taken again, for a fresh TTL.
+    assert_eq!(
+        t.acquire_lock("client-1/GRN1", secs(60), ttl)
+            .await
+            .unwrap(),
+        LockOutcome::Acquired
+    );
+    assert_eq!(
+        t.acquire_lock("client-1/GRN1", secs(61), ttl)
+            .await
+            .unwrap(),
+        LockOutcome::Held {
+            retry_after: Duration::from_secs(59)
+        }
+    );
+    assert_eq!(
+        t.acquire_lock("client-1/GRN1", secs(200), Duration::from_millis(1500))
+            .await
+            .unwrap(),
+        LockOutcome::Acquired
+    );
+    assert_eq!(
+        t.acquire_lock("client-1/GRN1", secs(201), ttl)
+            .await
+            .unwrap(),
+        LockOutcome::Held {
+            retry_after: Duration::from_millis(500)
+        }
+    );
+}
+
+pub async fn expire_deletes_only_expired_rows_in_batches(t: Arc<dyn Tracker>) {
+    let at = now();
+    let hour_ago = at - time::Duration::HOUR;
+    let mut expired = Vec::new();
+    for i in 0..25 {
+        // Some expire exactly now: `expires_at <= now` is expired.
+        let new = request_expiring(hour_ago, at - micros(i));
+        t.insert(&new).await.unwrap();
+        expired.push(new);
+    }
+    let mut live = Vec::new();
+    for _ in 0..5 {
+        let new = request_expiring(hour_ago, at + micros(1));
+        t.insert(&new).await.unwrap();
+        live.push(new);
+    }
+    // One expired request was completed: it goes too.
+    stored(t.as_ref(), &expired[3], &balance("1"), hour_ago).await;
+    for key in ["lapsed-1", "lapsed-2", "lapsed-3"] {
+        t.acquire_lock(key, hour_ago, Duration::from_secs(60))
+            .await
+            .unwrap();
+    }
+    for key in ["live-1", "live-2"] {
+        t.acquire_lock(key, at, Duration::from_secs(60))
+            .await
+            .unwrap();
+    }
+
+    // 10 requests and all 3 lapsed locks, then 10 requests, then the last 5.
+    assert_eq!(t.expire(at, 10).await.unwrap(), 13);
+    assert_eq!(t.expire(at, 10).await.unwrap(), 10);
+    assert_eq!(t.expire(at, 10).await.unwrap(), 5);
+    assert_eq!(t.expire(at, 10).await.unwrap(), 0);
+
+    // Deleted, not just hidden: even an earlier "now" finds nothing.
+    for new in &expired {
+        assert_eq!(t.get(new.id, &new.caller, hour_ago).await.unwrap(), None);
+        assert_eq!(
+            t.wait_for_completion(new.id, Duration::ZERO).await.unwrap(),
+            None
+        );
+    }
+    for new in &live {
+        assert_eq!(
+            t.get(new.id, &new.caller, at).await.unwrap(),
+            Some(BalanceRequest::pending(new))
+        );
+    }
+    for key in ["live-1", "live-2"] {
+        assert!(matches!(
+            t.acquire_lock(key, at, Duration::from_secs(60))
+                .await
+                .unwrap(),
+            LockOutcome::Held { .. }
+        ));
+    }
+    assert_eq!(expire_all(t.as_ref(), at, 2).await.unwrap(), 0);
+    // A microsecond later the live ones have expired too.
+    assert_eq!(expire_all(t.as_ref(), at + micros(1), 2).await.unwrap(), 5);
+}
+
+pub async fn concurrent_inserts_get_distinct_ids(t: Arc<dyn Tracker>) {
+    let at = now();
+    let tasks: Vec<_> = (0..100)
+        .map(|_| {
+            let t = Arc::clone(&t);
+            tokio::spawn(async move {
+                let new = request_at(at);
+                t.insert(&new).await.map(|()| new)
+            })
+        })
+        .collect();
+    let mut inserted = Vec::new();
+    for task in tasks {
+        inserted.push(task.await.unwrap().expect("every insert succeeds"));
+    }
+    let ids: HashSet<_> = inserted.iter().map(|n| n.id).collect();
+    let message_ids: HashSet<_> = inserted.iter().map(|n| n.message_id()).collect();
+    assert_eq!(ids.len(), 100);
+    assert_eq!(message_ids.len(), 100);
+    for new in &inserted {
+        assert_eq!(
+            t.get(new.id, &new.caller, at).await.unwrap(),
+            Some(BalanceRequest::pending(new))
+        );
+    }
+}
+
+pub async fn concurrent_completions_store_once(t: Arc<dyn Tracker>) {
+    let at = now();
+    for round in 0..20 {
+        let new = request_at(at);
+        t.insert(&new).await.unwrap();
+        let (a, b) = if round % 2 == 0 {
+            (balance("10"), balance("10.00"))
+        } else {
+            (balance("10"), functional_error())
+        };
+        let complete = |outcome: Outcome| {
+            let t = Arc::clone(&t);
+            let message_id = new.message_id();
+            tokio::spawn(async move { t.complete(message_id, &outcome, at).await })
+        };
+        let (first, second) = (complete(a.clone()), complete(b.clone()));
+        let results = [
+            first.await.unwrap().unwrap(),
+            second.await.unwrap().unwrap(),
+        ];
+        let winners: Vec<_> = results
+            .iter()
+            .filter_map(|c| match c {
+                Completion::Stored(r) => r.outcome.clone(),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(winners.len(), 1, "round {round}: {results:?}");
+        let winner = &winners[0];
+        for c in &results {
+            match c {
+                Completion::Stored(_) => {}
+                Completion::Duplicate(r) => {
+                    assert_eq!(a, b, "round {round}");
+                    assert_eq!(r.outcome.as_ref(), Some(winner));
+                }
+                Completion::Conflict(r) => {
+                    assert_ne!(a, b, "round {round}");
+                    assert_eq!(r.outcome.as_ref(), Some(winner));
+                }
+                Completion::NotFound => panic!("round {round}: not found"),
+            }
+        }
+        let read = t.get(new.id, &new.caller, at).await.unwrap().unwrap();
+        assert_eq!(read.outcome.as_ref(), Some(winner));
+    }
+}
+
+pub async fn concurrent_lock_attempts_admit_one(t: Arc<dyn Tracker>) {
+    let at = now();
+    let ttl = Duration::from_secs(60);
+    let attempt_all = |when: OffsetDateTime| {
+        let tasks: Vec<_> = (0..10)
+            .map(|_| {
+                let t = Arc::clone(&t);
+                tokio::spawn(async move { t.acquire_lock("client-1/hot", when, ttl).await })
+            })
+            .collect();
+        async move {
+            let mut acquired = 0;
+            for task in tasks {
+                match task.await.unwrap().expect("lock attempt") {
+                    LockOutcome::Acquired => acquired += 1,
+                    LockOutcome::Held { retry_after } => {
+                        assert!(retry_after <= ttl && retry_after > Duration::ZERO);
+                    }
+                }
+            }
+            acquired
+        }
+    };
+    assert_eq!(attempt_all(at).await, 1);
+    assert_eq!(attempt_all(at + time::Duration::seconds(30)).await, 0);
+    assert_eq!(attempt_all(at + time::Duration::seconds(60)).await, 1);
+}
+
+pub async fn concurrent_expiry_jobs_delete_each_row_once(t: Arc<dyn Tracker>) {
+    let at = now();
+    let hour_ago = at - time::Duration::HOUR;
+    for i in 0..120 {
+        t.insert(&request_expiring(hour_ago, at - micros(i)))
+            .await
+            .unwrap();
+    }
+    for i in 0..30 {
+        t.insert(&request_at(at)).await.unwrap();
+        t.acquire_lock(&format!("lapsed-{i}"), hour_ago, Duration::from_secs(60))
+            .await
+            .unwrap();
+    }
+    let jobs: Vec<_> = (0..3)
+        .map(|_| {
+            let t = Arc::clone(&t);
+            tokio::spawn(async move { expire_all(t.as_ref(), at, 7).await })
+        })
+        .collect();
+    let mut total = 0;
+    for job in jobs {
+        total += job.await.unwrap().expect("no expiry job fails");
+    }
+    assert_eq!(total, 150);
+    assert_eq!(t.expire(at, 1000).await.unwrap(), 0);
+}
+
+pub async fn expiry_job_runs_until_cancelled(t: Arc<dyn Tracker>) {
+    let hour_ago = now() - time::Duration::HOUR;
+    for _ in 0..12 {
+        t.insert(&request_expiring(hour_ago, hour_ago + micros(1)))
+            .await
+            .unwrap();
+    }
+    let live = request_at(now());
+    t.insert(&live).await.unwrap();
+    let cancel = CancellationToken::new();
+    let deleted = Arc::new(AtomicU64::new(0));
+    let job = {
+        let (t, cancel, deleted) = (Arc::clone(&t), cancel.clone(), Arc::clone(&deleted));
+        tokio::spawn(async move {
+            run_expiry_counting(
+                t,
+                Arc::new(SystemClock),
+                Duration::from_millis(50),
+                5,
+                cancel,
+                &deleted,
+            )
+            .await
+        })
+    };
+    let started = Instant::now();
+    while deleted.load(Ordering::Relaxed) < 12 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the job deletes"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // More expired rows are picked up on a later interval.
+    t.insert(&request_expiring(hour_ago, hour_ago + micros(1)))
+        .await
+        .unwrap();
+    while deleted.load(Ordering::Relaxed) < 13 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the job runs again"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    cancel.cancel();
+    let total = tokio::time::timeout(Duration::from_secs(10), job)
+        .await
+        .expect("the job stops when cancelled")
+        .unwrap();
+    assert_eq!(total, 13);
+    assert_eq!(deleted.load(Ordering::Relaxed), 13);
+    assert!(t.get(live.id, &live.caller, now()).await.unwrap().is_some());
+}
