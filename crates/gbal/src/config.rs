@@ -610,6 +610,29 @@ mod tests {
     }
 
     #[test]
+    fn example_configurations_load() {
+        jailed(|jail| {
+            let c = load(jail, Some(include_str!("../../../config/sandbox.toml"))).unwrap();
+            assert_eq!(c.gms.transport, Transport::Simulator);
+        });
+        jailed(|jail| {
+            jail.set_env("DATABASE_URL", "postgres://gbal@db/gbal");
+            jail.set_env("GBAL_INTERNAL__REPLY_TOKEN", "0123456789abcdef-reply");
+            let c = load(jail, Some(include_str!("../../../config/production.toml"))).unwrap();
+            assert_eq!(c.mode, Mode::Production);
+            assert_eq!(c.gms.transport, Transport::NctsXml);
+            assert_eq!(c.hs256_secret(), None);
+        });
+        jailed(|jail| {
+            let base = include_str!("../../../deploy/base/gbal.toml");
+            jail.set_env("GBAL_INTERNAL__REPLY_TOKEN", "0123456789abcdef-reply");
+            assert!(load(jail, Some(base)).is_ok());
+            let sandbox = include_str!("../../../deploy/overlays/sandbox/gbal.toml");
+            assert!(load(jail, Some(sandbox)).is_ok());
+        });
+    }
+
+    #[test]
     fn short_hs256_secret_refused() {
         jailed(|jail| {
             jail.set_env("GBAL_AUTH__HS256_SECRET", "short");
