@@ -11,8 +11,6 @@
 //! where the role may create databases (default `postgres://postgres@127.0.0.1:5432/postgres`),
 //! `GBAL_PG_BIN` the folder holding `pgbench` (default: `/usr/lib/postgresql/*/bin`, then PATH).
 
-use std::path::PathBuf;
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -22,7 +20,6 @@ use gbal_core::{
     ApiVersion, BalanceRequestId, CallerId, Completion, Grn, LockOutcome, NewBalanceRequest,
     Outcome, Tin, Tracker, UniqueReference,
 };
-use gbal_tracker::postgres::sql;
 use gbal_tracker::{PG_MIGRATOR, PgConfig, PgTracker};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{AssertSqlSafe, Executor};
@@ -265,119 +262,18 @@ async fn tracker_run(url: &str, settings: &Settings) -> (u64, Duration) {
     (counted, elapsed)
 }
 
-/// `sql` with `$1`, `$2`, ... replaced by pgbench expressions.
-fn substitute(sql: &str, params: &[&str]) -> String {
-    let mut out = sql.to_owned();
-    // From the highest number down, so `$1` never eats the start of `$12`.
-    for (i, param) in params.iter().enumerate().rev() {
-        out = out.replace(&format!("${}", i + 1), param);
-    }
-    assert!(!out.contains('$'), "every parameter is replaced: {out}");
-    out
-}
-
-/// The pgbench script: the tracker's own three statements, parameters drawn per transaction.
-fn pgbench_script() -> String {
-    // A random UUID made of two random 64-bit halves, and its first 12 bytes.
-    let hex = "(lpad(to_hex(:hi::bigint), 16, '0') || lpad(to_hex(:lo::bigint), 16, '0'))";
-    let id = format!("{hex}::uuid");
-    let message_id = format!("decode(left({hex}, 24), 'hex')");
-    let key = "('bench/' || :client_id || '/' || :hi)";
-    let lock = substitute(
-        sql::TAKE_LOCK,
-        &[key, "now()", "(now() + interval '60 seconds')"],
-    );
-    let insert = substitute(
-        sql::INSERT,
-        &[
-            &id,
-            &message_id,
-            "'abcdefghijklmn'",
-            "'client-1'",
-            "1::smallint",
-            "'21GB3300BE0001067A001017'",
-            "'GB12345678900'",
-            "now()",
-            "(now() + interval '1 hour')",
-        ],
-    );
-    let complete = substitute(
-        sql::COMPLETE,
-        &[
-            &message_id,
-            "'SUCCESS'",
-            "'12345678.9'",
-            "'GBP'",
-            "NULL",
-            "now()",
-        ],
-    );
-    format!(
-        "\\set hi random(1, 9223372036854775806)\n\\set lo random(1, 9223372036854775806)\n\
-         {lock};\n{insert};\n{complete};\n"
-    )
-}
-
-fn pgbench_binary() -> PathBuf {
-    let mut dirs: Vec<PathBuf> = std::env::var_os("GBAL_PG_BIN")
-        .map(PathBuf::from)
-        .into_iter()
-        .collect();
-    if let Ok(versions) = std::fs::read_dir("/usr/lib/postgresql") {
-        let mut found: Vec<PathBuf> = versions.flatten().map(|v| v.path().join("bin")).collect();
-        found.sort();
-        dirs.extend(found.into_iter().rev());
-    }
-    dirs.into_iter()
-        .map(|d| d.join("pgbench"))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| PathBuf::from("pgbench"))
-}
-
-/// Transactions per second of pgbench running [`pgbench_script`].
+/// Transactions per second of pgbench running the tracker's SQL.
 fn pgbench_rate(url: &str, settings: &Settings) -> f64 {
-    let (duration, clients) = (settings.duration, settings.clients);
-    let dir = tempfile::tempdir().expect("a temporary folder");
-    let script = dir.path().join("request.sql");
-    let text = pgbench_script();
     if std::env::var_os("GBAL_BENCH_SHOW_SCRIPT").is_some() {
-        println!("pgbench script:\n{text}");
+        println!("pgbench script:\n{}", gbal_tracker::pgbench::script());
     }
-    std::fs::write(&script, text).expect("write the pgbench script");
-    let mut command = Command::new(pgbench_binary());
-    if let Some(value) = &settings.synchronous_commit {
-        command.env("PGOPTIONS", format!("-c synchronous_commit={value}"));
-    }
-    let output = command
-        .args(["-n", "-M", "prepared", "-j", "2"])
-        .arg("-c")
-        .arg(clients.to_string())
-        .arg("-T")
-        .arg(duration.as_secs().to_string())
-        .arg("-f")
-        .arg(&script)
-        .arg(url)
-        .output()
-        .expect("run pgbench");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "pgbench failed:\n{stdout}\n{stderr}"
-    );
-    let failed = stdout
-        .lines()
-        .find(|l| l.starts_with("number of failed transactions"))
-        .unwrap_or("");
-    if !failed.contains(": 0 ") && !failed.is_empty() {
-        panic!("pgbench transactions failed: {failed}\n{stderr}");
-    }
-    stdout
-        .lines()
-        .find_map(|line| line.strip_prefix("tps = "))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|tps| tps.parse().ok())
-        .unwrap_or_else(|| panic!("no tps in pgbench's output:\n{stdout}\n{stderr}"))
+    gbal_tracker::pgbench::rate(
+        url,
+        settings.clients,
+        settings.duration,
+        settings.synchronous_commit.as_deref(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// `url` pointing at another host, port and database; user and parameters kept.

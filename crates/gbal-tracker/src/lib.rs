@@ -18,6 +18,7 @@ mod error;
 pub mod expiry;
 mod listener;
 mod lock;
+pub mod pgbench;
 pub mod postgres;
 mod row;
 pub mod sqlite;

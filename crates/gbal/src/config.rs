@@ -58,7 +58,7 @@ impl Serialize for Secret {
 pub enum Mode {
     /// Anything goes, with loud warnings.
     Development,
-    /// No development secret, no simulator, no SQLite, a reply token required.
+    /// A key source for tokens, a real GMS (not the simulator), PostgreSQL.
     Production,
 }
 
@@ -263,6 +263,21 @@ pub struct ShutdownConfig {
 #[error("configuration error: {0}")]
 pub struct ConfigError(pub String);
 
+/// The configuration's sections: the environment variables that may set them.
+const SECTIONS: [&str; 11] = [
+    "public",
+    "internal",
+    "database",
+    "auth",
+    "balance",
+    "rate_limit",
+    "expiry",
+    "gms",
+    "simulator",
+    "telemetry",
+    "shutdown",
+];
+
 fn bad(key: &str, why: impl fmt::Display) -> ConfigError {
     ConfigError(format!("{key}: {why}"))
 }
@@ -270,7 +285,22 @@ fn bad(key: &str, why: impl fmt::Display) -> ConfigError {
 impl Config {
     /// Loads defaults, then `file`, then the process environment, and validates the result.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
-        let env = Env::prefixed("GBAL_").split("__");
+        let config = Self::load_unchecked(file)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// [`Config::load`] without the cross-key checks: for `gbal migrate`, which needs only the
+    /// database section to be right.
+    pub fn load_unchecked(file: Option<&Path>) -> Result<Self, ConfigError> {
+        // Only `GBAL_<SECTION>__...` and `GBAL_MODE` are configuration; other GBAL_ variables
+        // (GBAL_CONFIG, GBAL_TOKEN, the test and benchmark knobs) belong to someone else.
+        let env = Env::prefixed("GBAL_")
+            .filter(|key| {
+                let key = key.as_str().to_ascii_lowercase();
+                key == "mode" || SECTIONS.iter().any(|s| key.starts_with(&format!("{s}__")))
+            })
+            .split("__");
         let database_url = std::env::var("DATABASE_URL").ok();
         let mut figment = Figment::from(Toml::string(DEFAULT_TOML));
         if let Some(path) = file {
@@ -298,13 +328,13 @@ impl Config {
                 ConfigError(format!("{key}: {}{place}", e.kind))
             }
         })?;
-        config.validate()?;
         Ok(config)
     }
 
     /// Checks what the types alone cannot.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if !self.public.base_path.starts_with('/') || self.public.base_path.ends_with('/') {
+        let base = &self.public.base_path;
+        if !base.is_empty() && (!base.starts_with('/') || base.ends_with('/')) {
             return Err(bad(
                 "public.base_path",
                 "must start with '/' and not end with '/'",
@@ -626,9 +656,38 @@ mod tests {
         jailed(|jail| {
             let base = include_str!("../../../deploy/base/gbal.toml");
             jail.set_env("GBAL_INTERNAL__REPLY_TOKEN", "0123456789abcdef-reply");
-            assert!(load(jail, Some(base)).is_ok());
+            jail.set_env("DATABASE_URL", "postgres://gbal@db/gbal");
+            let c = load(jail, Some(base)).unwrap();
+            assert_eq!(c.mode, Mode::Production);
             let sandbox = include_str!("../../../deploy/overlays/sandbox/gbal.toml");
             assert!(load(jail, Some(sandbox)).is_ok());
+        });
+        jailed(|jail| {
+            // The migrate Job has only DATABASE_URL: migrate must not need the other secrets.
+            jail.set_env("DATABASE_URL", "postgres://gbal@db/gbal");
+            let base = include_str!("../../../deploy/base/gbal.toml");
+            assert!(load(jail, Some(base)).is_err());
+            jail.create_file("gbal.toml", base).unwrap();
+            assert!(Config::load_unchecked(Some(Path::new("gbal.toml"))).is_ok());
+        });
+    }
+
+    #[test]
+    fn other_gbal_variables_are_not_configuration() {
+        jailed(|jail| {
+            for (k, v) in [
+                ("GBAL_CONFIG", "x.toml"),
+                ("GBAL_TOKEN", "t"),
+                ("GBAL_PG_BIN", "/usr/bin"),
+                ("GBAL_SIM_REPLY_TOKEN", "r"),
+            ] {
+                jail.set_env(k, v);
+            }
+            assert!(load(jail, None).is_ok());
+            // A misspelt key inside a known section is still refused.
+            jail.set_env("GBAL_BALANCE__SYNC_WIAT", "5s");
+            let e = load(jail, None).unwrap_err();
+            assert!(e.0.contains("sync_wiat"), "{e}");
         });
     }
 

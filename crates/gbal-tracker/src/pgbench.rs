@@ -1,0 +1,136 @@
+//! `pgbench` running the tracker's own per-request SQL: the yardstick the benchmarks compare
+//! gbal's throughput with (the database work of one request, with nothing else around it).
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use crate::postgres::sql;
+
+/// `sql` with `$1`, `$2`, ... replaced by pgbench expressions.
+fn substitute(sql: &str, params: &[&str]) -> String {
+    let mut out = sql.to_owned();
+    // From the highest number down, so `$1` never eats the start of `$12`.
+    for (i, param) in params.iter().enumerate().rev() {
+        out = out.replace(&format!("${}", i + 1), param);
+    }
+    out
+}
+
+/// The pgbench script of one request: take the (caller, GRN) lock, insert the pending
+/// request, complete it with its notification; parameters drawn per transaction.
+pub fn script() -> String {
+    // A random UUID made of two random 64-bit halves, and its first 12 bytes.
+    let hex = "(lpad(to_hex(:hi::bigint), 16, '0') || lpad(to_hex(:lo::bigint), 16, '0'))";
+    let id = format!("{hex}::uuid");
+    let message_id = format!("decode(left({hex}, 24), 'hex')");
+    let key = "('bench/' || :client_id || '/' || :hi)";
+    let lock = substitute(
+        sql::TAKE_LOCK,
+        &[key, "now()", "(now() + interval '60 seconds')"],
+    );
+    let insert = substitute(
+        sql::INSERT,
+        &[
+            &id,
+            &message_id,
+            "'abcdefghijklmn'",
+            "'client-1'",
+            "1::smallint",
+            "'21GB3300BE0001067A001017'",
+            "'GB12345678900'",
+            "now()",
+            "(now() + interval '1 hour')",
+        ],
+    );
+    let complete = substitute(
+        sql::COMPLETE,
+        &[
+            &message_id,
+            "'SUCCESS'",
+            "'12345678.9'",
+            "'GBP'",
+            "NULL",
+            "now()",
+        ],
+    );
+    format!(
+        "\\set hi random(1, 9223372036854775806)\n\\set lo random(1, 9223372036854775806)\n\
+         {lock};\n{insert};\n{complete};\n"
+    )
+}
+
+/// The pgbench executable: in `GBAL_PG_BIN`, else the newest `/usr/lib/postgresql/*/bin`,
+/// else on `PATH`.
+pub fn binary() -> PathBuf {
+    let mut dirs: Vec<PathBuf> = std::env::var_os("GBAL_PG_BIN")
+        .map(PathBuf::from)
+        .into_iter()
+        .collect();
+    if let Ok(versions) = std::fs::read_dir("/usr/lib/postgresql") {
+        let mut found: Vec<PathBuf> = versions.flatten().map(|v| v.path().join("bin")).collect();
+        found.sort();
+        dirs.extend(found.into_iter().rev());
+    }
+    dirs.into_iter()
+        .map(|d| d.join("pgbench"))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| PathBuf::from("pgbench"))
+}
+
+/// Runs [`script`] with `pgbench -n -M prepared -j 2 -c <clients> -T <duration>` against
+/// `url` and returns its transactions per second. `synchronous_commit` sets the session's
+/// setting when given.
+pub fn rate(
+    url: &str,
+    clients: u32,
+    duration: Duration,
+    synchronous_commit: Option<&str>,
+) -> Result<f64, String> {
+    let path = std::env::temp_dir().join(format!("gbal-pgbench-{}.sql", std::process::id()));
+    std::fs::write(&path, script()).map_err(|e| format!("writing {}: {e}", path.display()))?;
+    let mut command = Command::new(binary());
+    if let Some(value) = synchronous_commit {
+        command.env("PGOPTIONS", format!("-c synchronous_commit={value}"));
+    }
+    let output = command
+        .args(["-n", "-M", "prepared", "-j", "2"])
+        .arg("-c")
+        .arg(clients.to_string())
+        .arg("-T")
+        .arg(duration.as_secs().max(1).to_string())
+        .arg("-f")
+        .arg(&path)
+        .arg(url)
+        .output();
+    let _ = std::fs::remove_file(&path);
+    let output = output.map_err(|e| format!("running pgbench: {e}"))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    if !output.status.success() {
+        return Err(format!("pgbench failed:\n{stdout}\n{stderr}"));
+    }
+    let failed = stdout
+        .lines()
+        .find(|l| l.starts_with("number of failed transactions"))
+        .unwrap_or("");
+    if !failed.is_empty() && !failed.contains(": 0 ") {
+        return Err(format!("pgbench transactions failed: {failed}\n{stderr}"));
+    }
+    stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("tps = "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|tps| tps.parse().ok())
+        .ok_or_else(|| format!("no tps in pgbench's output:\n{stdout}\n{stderr}"))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_parameter_is_replaced() {
+        let script = super::script();
+        assert!(!script.contains('$'), "{script}");
+        assert_eq!(script.matches(";\n").count(), 3);
+    }
+}

@@ -1,0 +1,451 @@
+//! End-to-end load benchmark: the real `gbal serve` on PostgreSQL, driven over HTTP with API v1
+//! `POST /balances`, next to `pgbench` running the tracker's per-request SQL in the same run.
+//!
+//! Two modes: `embedded` (the built-in GMS simulator) and `ncts-xml` (IE034 over HTTP to a
+//! standalone `gbal gms-sim`, replies posted back to gbal's internal listener). Every request
+//! has its own caller (a distinct token `sub`), so neither the once-a-minute rule nor the
+//! per-caller rate applies; GMS's per-TIN query limit is raised out of the way.
+//!
+//! For each mode it prints: the maximum throughput (closed loop, `GBAL_LOAD_CLIENTS`
+//! clients), latency percentiles at half that throughput (open loop, measured from each
+//! request's scheduled start), errors, and gbal's peak RSS; then pgbench's rate and the ratio.
+//!
+//! ```sh
+//! DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres cargo bench -p gbal --bench load
+//! ```
+//! Knobs: `GBAL_LOAD_MODES` (`embedded,ncts-xml`), `GBAL_LOAD_SECS` (15), `GBAL_LOAD_CLIENTS`
+//! (32), `GBAL_LOAD_SOAK_SECS` (0; 600 runs the soak: half the maximum throughput for that
+//! long, RSS sampled every 10 s, growth reported between minute 2 and the end).
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+use serde::Serialize;
+use sqlx::Connection as _;
+
+const SECRET: &str = "load-benchmark-secret-0123456789abcdefghijklmnop";
+const REPLY_TOKEN: &str = "load-benchmark-reply-token";
+const GMS_TOKEN: &str = "load-benchmark-gms-token";
+const V1: &str = "application/vnd.hmrc.1.0+json";
+
+/// Sandbox guarantees that answer with a balance at once: (GRN, TIN, access code).
+const GUARANTEES: [(&str, &str, &str); 7] = [
+    ("26GB0000010000012", "GB954131533000", "AC01"),
+    ("26GB0000010000021", "GB954131533000", "AC01"),
+    ("26GB0000010000039", "GB954131533000", "AC01"),
+    ("26GB0000010000047", "GB123456789000", "AB12"),
+    ("26XI0000010000010", "XI954131533000", "AC01"),
+    ("26XI0000010000028", "GB954131533000", "AC01"),
+    ("26XI0000010000036", "XI954131533000", "AC01"),
+];
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+#[derive(Serialize)]
+struct Claims<'a> {
+    sub: &'a str,
+    iss: &'a str,
+    aud: &'a str,
+    scope: &'a str,
+    exp: i64,
+}
+
+fn token(key: &EncodingKey, sub: &str) -> String {
+    let claims = Claims {
+        sub,
+        iss: "gbal",
+        aud: "gbal",
+        scope: "common-transit-convention-guarantee-balance",
+        exp: time::OffsetDateTime::now_utc().unix_timestamp() + 3600,
+    };
+    encode(&Header::new(Algorithm::HS256), &claims, key).expect("sign")
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A child process killed on drop; its output is drained so it never blocks.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn(args: &[&str], env: &[(&str, String)], ready_line: &str) -> Proc {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gbal"));
+    cmd.args(args)
+        .env_remove("DATABASE_URL")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("spawn gbal");
+    let stdout = child.stdout.take().expect("stdout");
+    let stderr = child.stderr.take().expect("stderr");
+    std::thread::spawn(move || for _ in BufReader::new(stderr).lines() {});
+    let (tx, rx) = std::sync::mpsc::channel();
+    let ready_line = ready_line.to_owned();
+    std::thread::spawn(move || {
+        let mut sent = false;
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if !sent && line.contains(&ready_line) {
+                let _ = tx.send(());
+                sent = true;
+            }
+        }
+    });
+    if rx.recv_timeout(Duration::from_secs(60)).is_err() {
+        let _ = child.kill();
+        panic!("gbal {args:?} did not start");
+    }
+    Proc(child)
+}
+
+/// Resident set size of a process, current and peak, in MB.
+fn rss_mb(pid: u32) -> (f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|kb| kb.parse::<f64>().ok())
+            .map_or(0.0, |kb| kb / 1024.0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+struct Target {
+    base: String,
+    client: reqwest::Client,
+    key: EncodingKey,
+    mode: String,
+    next: AtomicU64,
+}
+
+impl Target {
+    /// One v1 balance check by a caller of its own; `Ok(latency)` for a 200 with a balance.
+    async fn request(&self) -> Result<(), String> {
+        let i = self.next.fetch_add(1, Ordering::Relaxed);
+        let (grn, tin, code) = GUARANTEES[(i as usize) % GUARANTEES.len()];
+        let token = token(&self.key, &format!("load-{}-{i}", self.mode));
+        let response = self
+            .client
+            .post(format!("{}/balances", self.base))
+            .bearer_auth(token)
+            .header("Accept", V1)
+            .header("Content-Type", "application/json")
+            .body(format!(
+                r#"{{"taxIdentifier":"{tin}","guaranteeReference":"{grn}","accessCode":"{code}"}}"#
+            ))
+            .send()
+            .await
+            .map_err(|e| format!("transport: {e}"))?;
+        let status = response.status();
+        let body = response.bytes().await.map_err(|e| format!("body: {e}"))?;
+        if status == 200 && body.starts_with(br#"{"response":{"balance":"#) {
+            Ok(())
+        } else {
+            Err(format!("{status}: {}", String::from_utf8_lossy(&body)))
+        }
+    }
+}
+
+#[derive(Default)]
+struct Tally {
+    latencies: Vec<Duration>,
+    errors: u64,
+    first_error: Option<String>,
+}
+
+impl Tally {
+    fn add(&mut self, latency: Duration, result: Result<(), String>) {
+        match result {
+            Ok(()) => self.latencies.push(latency),
+            Err(e) => {
+                self.errors += 1;
+                self.first_error.get_or_insert(e);
+            }
+        }
+    }
+
+    fn merge(&mut self, other: Tally) {
+        self.latencies.extend(other.latencies);
+        self.errors += other.errors;
+        if self.first_error.is_none() {
+            self.first_error = other.first_error;
+        }
+    }
+
+    fn percentile(&mut self, p: f64) -> f64 {
+        if self.latencies.is_empty() {
+            return f64::NAN;
+        }
+        self.latencies.sort_unstable();
+        let i = ((self.latencies.len() as f64 - 1.0) * p).round() as usize;
+        self.latencies[i].as_secs_f64() * 1000.0
+    }
+
+    fn summary(&mut self) -> String {
+        format!(
+            "p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, {} errors{}",
+            self.percentile(0.50),
+            self.percentile(0.90),
+            self.percentile(0.99),
+            self.errors,
+            self.first_error
+                .as_ref()
+                .map(|e| format!(" (first: {e})"))
+                .unwrap_or_default()
+        )
+    }
+}
+
+/// Closed loop: `clients` workers, each sending as soon as its last answer came.
+async fn closed_loop(target: Arc<Target>, clients: usize, duration: Duration) -> (f64, Tally) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let workers: Vec<_> = (0..clients)
+        .map(|_| {
+            let (target, stop) = (target.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut tally = Tally::default();
+                while !stop.load(Ordering::Relaxed) {
+                    let t = Instant::now();
+                    let result = target.request().await;
+                    tally.add(t.elapsed(), result);
+                }
+                tally
+            })
+        })
+        .collect();
+    tokio::time::sleep(duration).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut tally = Tally::default();
+    for w in workers {
+        tally.merge(w.await.expect("worker"));
+    }
+    let rate =
+        (tally.latencies.len() as u64 + tally.errors) as f64 / started.elapsed().as_secs_f64();
+    (rate, tally)
+}
+
+/// Open loop: one request every `1/rate` s whatever the answers do; each latency counts from
+/// the request's scheduled start, so a stall is not hidden by fewer requests being sent.
+async fn open_loop(
+    target: Arc<Target>,
+    rate: f64,
+    duration: Duration,
+    mut sample: impl FnMut(Duration),
+) -> Tally {
+    let interval = Duration::from_secs_f64(1.0 / rate.max(1.0));
+    let started = Instant::now();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut n: u32 = 0;
+    let mut last_sample = Duration::ZERO;
+    loop {
+        let due = interval * n;
+        if due >= duration {
+            break;
+        }
+        tokio::time::sleep_until((started + due).into()).await;
+        let (target, tx) = (target.clone(), tx.clone());
+        let scheduled = started + due;
+        tokio::spawn(async move {
+            let result = target.request().await;
+            let _ = tx.send((scheduled.elapsed(), result));
+        });
+        n += 1;
+        if due - last_sample >= Duration::from_secs(10) {
+            last_sample = due;
+            sample(due);
+        }
+    }
+    drop(tx);
+    let mut tally = Tally::default();
+    while let Some((latency, result)) = rx.recv().await {
+        tally.add(latency, result);
+    }
+    tally
+}
+
+fn database_url(admin: &str, database: &str) -> String {
+    let (head, _) = admin.rsplit_once('/').expect("a database URL with a path");
+    format!("{head}/{database}")
+}
+
+async fn run_mode(mode: &str, admin: &str, clients: usize, secs: u64, soak: u64) -> f64 {
+    let database = format!(
+        "gbal_load_{}",
+        gbal_core::BalanceRequestId::new().message_id().to_hex()
+    );
+    let mut admin_conn = sqlx::PgConnection::connect(admin)
+        .await
+        .expect("connect to DATABASE_URL");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {database}")))
+        .execute(&mut admin_conn)
+        .await
+        .expect("create the database");
+    let url = database_url(admin, &database);
+
+    let (public, internal, sim) = (free_port(), free_port(), free_port());
+    let mut env = vec![
+        ("DATABASE_URL", url.clone()),
+        ("GBAL_PUBLIC__LISTEN", format!("127.0.0.1:{public}")),
+        ("GBAL_INTERNAL__LISTEN", format!("127.0.0.1:{internal}")),
+        ("GBAL_AUTH__HS256_SECRET", SECRET.to_owned()),
+        ("GBAL_RATE_LIMIT__PER_SECOND", "100000".to_owned()),
+        ("GBAL_RATE_LIMIT__BURST", "100000".to_owned()),
+        ("GBAL_SIMULATOR__QUERY_LIMIT", "1000000000".to_owned()),
+        (
+            "GBAL_DATABASE__MAX_CONNECTIONS",
+            clients.min(32).to_string(),
+        ),
+    ];
+    let _simulator = (mode == "ncts-xml").then(|| {
+        env.push(("GBAL_GMS__TRANSPORT", "ncts-xml".to_owned()));
+        env.push((
+            "GBAL_GMS__URL",
+            format!("http://127.0.0.1:{sim}/movements/messages"),
+        ));
+        env.push(("GBAL_GMS__TOKEN", GMS_TOKEN.to_owned()));
+        env.push(("GBAL_INTERNAL__REPLY_TOKEN", REPLY_TOKEN.to_owned()));
+        let listen = format!("127.0.0.1:{sim}");
+        let reply_to = format!("http://127.0.0.1:{internal}");
+        spawn(
+            &[
+                "gms-sim",
+                "--listen",
+                &listen,
+                "--reply-to",
+                &reply_to,
+                "--query-limit",
+                "1000000000",
+            ],
+            &[
+                ("GBAL_SIM_REPLY_TOKEN", REPLY_TOKEN.to_owned()),
+                ("GBAL_SIM_TOKEN", GMS_TOKEN.to_owned()),
+            ],
+            "GMS simulator listening",
+        )
+    });
+    let gbal = spawn(&["serve"], &env, "public API:");
+    let pid = gbal.0.id();
+
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(clients * 2)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client");
+    let target = Arc::new(Target {
+        base: format!("http://127.0.0.1:{public}/customs/guarantees"),
+        client,
+        key: EncodingKey::from_secret(SECRET.as_bytes()),
+        mode: mode.to_owned(),
+        next: AtomicU64::new(0),
+    });
+    // Warm up: connections, prepared statements, the first pages of every index.
+    let _ = closed_loop(target.clone(), clients, Duration::from_secs(2)).await;
+
+    let duration = Duration::from_secs(secs);
+    let (max_rate, mut max) = closed_loop(target.clone(), clients, duration).await;
+    println!(
+        "{mode}: maximum throughput {max_rate:.0} requests/s ({clients} clients, {secs} s): {}",
+        max.summary()
+    );
+    let half = max_rate / 2.0;
+    let mut at_half = open_loop(target.clone(), half, duration, |_| {}).await;
+    println!(
+        "{mode}: at half that ({half:.0} requests/s, open loop, {secs} s): {}",
+        at_half.summary()
+    );
+
+    if soak > 0 {
+        let mut samples: Vec<(Duration, f64)> = Vec::new();
+        let mut soak_tally = open_loop(target.clone(), half, Duration::from_secs(soak), |at| {
+            let (rss, _) = rss_mb(pid);
+            samples.push((at, rss));
+            println!("{mode}: soak {:>4} s: RSS {rss:.1} MB", at.as_secs());
+        })
+        .await;
+        let (rss_end, _) = rss_mb(pid);
+        let at_2min = samples
+            .iter()
+            .find(|(at, _)| *at >= Duration::from_secs(120))
+            .map_or(f64::NAN, |s| s.1);
+        println!(
+            "{mode}: soak {soak} s at {half:.0} requests/s: {}; RSS at minute 2 {at_2min:.1} MB, at the end {rss_end:.1} MB, growth {:+.1}% (target under 10%)",
+            soak_tally.summary(),
+            (rss_end - at_2min) / at_2min * 100.0
+        );
+    }
+    let (_, peak) = rss_mb(pid);
+    println!("{mode}: gbal peak RSS {peak:.1} MB (target under 100 MB)");
+    drop(gbal);
+    drop(_simulator);
+
+    // pgbench on the same (now idle) database, same duration, 16 clients.
+    let url_for_pgbench = url.clone();
+    let tps = tokio::task::spawn_blocking(move || {
+        gbal_tracker::pgbench::rate(&url_for_pgbench, 16, duration, None)
+    })
+    .await
+    .expect("pgbench task")
+    .unwrap_or_else(|e| panic!("{e}"));
+    println!("{mode}: pgbench with the tracker's per-request SQL: {tps:.0} transactions/s");
+    let target_ratio = if mode == "embedded" { 70.0 } else { 50.0 };
+    println!(
+        "{mode}: gbal / pgbench = {:.1}% (target at least {target_ratio:.0}%)",
+        max_rate / tps * 100.0
+    );
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS {database} WITH (FORCE)"
+    )))
+    .execute(&mut admin_conn)
+    .await
+    .expect("drop the database");
+    max_rate
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing: run only for real.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("load benchmark: run it with `cargo bench -p gbal --bench load`");
+        return;
+    }
+    let admin = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+    let modes = std::env::var("GBAL_LOAD_MODES").unwrap_or_else(|_| "embedded,ncts-xml".to_owned());
+    let secs = env_or("GBAL_LOAD_SECS", 15u64);
+    let clients = env_or("GBAL_LOAD_CLIENTS", 32usize);
+    let soak = env_or("GBAL_LOAD_SOAK_SECS", 0u64);
+    println!(
+        "gbal load benchmark: {} CPUs, modes {modes}, {clients} clients, {secs} s per phase",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    for mode in modes.split(',').map(str::trim).filter(|m| !m.is_empty()) {
+        runtime.block_on(run_mode(mode, &admin, clients, secs, soak));
+    }
+}
