@@ -100,19 +100,46 @@ fn route_of<B>(request: &axum::http::Request<B>) -> String {
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned())
 }
 
+/// Reads W3C trace context from request headers.
+struct HeaderExtractor<'a>(&'a axum::http::HeaderMap);
+
+impl opentelemetry::propagation::Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(HeaderName::as_str).collect()
+    }
+}
+
 fn make_span(request: &axum::http::Request<Body>) -> tracing::Span {
     let request_id = request
         .headers()
         .get(&REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    tracing::info_span!(
+    let span = tracing::info_span!(
         "request",
         method = %request.method(),
         route = %route_of(request),
         request_id = %request_id,
         caller = tracing::field::Empty,
-    )
+    );
+    // Continue the caller's trace when it sent one (a no-op unless OpenTelemetry is on).
+    let parent = opentelemetry::global::get_text_map_propagator(|p| {
+        p.extract(&HeaderExtractor(request.headers()))
+    });
+    let _ = tracing_opentelemetry::OpenTelemetrySpanExt::set_parent(&span, parent);
+    span
+}
+
+/// The `traceparent` of the current span when OpenTelemetry records it.
+fn current_traceparent() -> Option<String> {
+    let context = tracing_opentelemetry::OpenTelemetrySpanExt::context(&tracing::Span::current());
+    let mut fields = std::collections::HashMap::new();
+    opentelemetry::global::get_text_map_propagator(|p| p.inject_context(&context, &mut fields));
+    fields.remove("traceparent").filter(|t| is_traceparent(t))
 }
 
 async fn record_metrics(request: Request, next: Next) -> Response {
@@ -172,9 +199,13 @@ impl<S: Send + Sync> FromRequestParts<S> for Correlation {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned)
         };
+        // The span gbal is in (a child of the caller's) when traces are recorded; otherwise
+        // the caller's own context, passed through.
+        let traceparent =
+            current_traceparent().or_else(|| text("traceparent").filter(|t| is_traceparent(t)));
         Ok(Correlation(CallContext {
             request_id: text("x-request-id"),
-            traceparent: text("traceparent").filter(|t| is_traceparent(t)),
+            traceparent,
         }))
     }
 }

@@ -11,5 +11,6 @@ mod probes;
 mod reply;
 mod secrets;
 mod service;
+mod trace;
 mod v1;
 mod v2;
