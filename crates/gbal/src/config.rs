@@ -673,6 +673,36 @@ mod tests {
     }
 
     #[test]
+    fn every_key_is_documented_in_operations_md() {
+        fn keys(prefix: &str, table: &toml::Table, out: &mut Vec<String>) {
+            for (k, v) in table {
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                match v {
+                    toml::Value::Table(t) => keys(&key, t, out),
+                    _ => out.push(key),
+                }
+            }
+        }
+        let table: toml::Table = DEFAULT_TOML.parse().unwrap();
+        let mut all = Vec::new();
+        keys("", &table, &mut all);
+        assert!(all.len() > 40, "{all:?}");
+        let doc = include_str!("../../../docs/operations.md");
+        let missing: Vec<&String> = all
+            .iter()
+            .filter(|k| !doc.contains(&format!("`{k}`")))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "keys of config/default.toml missing from docs/operations.md: {missing:?}"
+        );
+    }
+
+    #[test]
     fn other_gbal_variables_are_not_configuration() {
         jailed(|jail| {
             for (k, v) in [
