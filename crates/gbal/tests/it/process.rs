@@ -139,3 +139,228 @@ impl Drop for Server {
         let _ = self.child.wait();
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Helpers of the fault and multi-replica tests (faults.rs, replicas.rs).
+
+impl Server {
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Kills the process with SIGKILL (no drain, no flush) and reaps it.
+    pub fn kill_hard(&mut self) {
+        let status = Command::new("kill")
+            .args(["-KILL", &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill -KILL failed");
+        let _ = self.child.wait();
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().expect("try_wait").is_none()
+    }
+}
+
+/// A TCP port that was free a moment ago (bound, read, released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind a free port")
+        .local_addr()
+        .expect("local address")
+        .port()
+}
+
+/// A development token for `sub`, signed like `gbal token --sub <sub>` signs it (the same
+/// function, called in process: the load and fault tests need many callers).
+pub fn dev_token(sub: &str) -> String {
+    let config = gbal::config::Config::load(None).expect("the built-in configuration loads");
+    gbal::token::mint(&config, sub, None, Duration::from_secs(3600)).expect("a token")
+}
+
+/// An HTTP client whose every request is bounded.
+pub fn http_client(timeout: Duration) -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .pool_max_idle_per_host(0)
+        .build()
+        .expect("client")
+}
+
+/// Waits until `GET {public}/readyz` answers 200.
+pub async fn wait_ready_at(public: &str, within: Duration) {
+    let deadline = Instant::now() + within;
+    let client = http_client(Duration::from_secs(3));
+    loop {
+        if let Ok(r) = client.get(format!("{public}/readyz")).send().await
+            && r.status() == 200
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{public}/readyz never answered 200 within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A running `gbal gms-sim`, killed when dropped.
+pub struct Sim {
+    pub child: Child,
+    /// `http://127.0.0.1:<port>`.
+    pub url: String,
+    pub lines: mpsc::Receiver<String>,
+}
+
+impl Sim {
+    /// Starts `gbal gms-sim --listen <listen> args...` and waits until it says where it listens.
+    pub fn start(listen: &str, args: &[&str]) -> Sim {
+        let mut cmd = gbal();
+        cmd.arg("gms-sim")
+            .args(["--listen", listen])
+            .args(args)
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn gbal gms-sim");
+        let (tx, lines) = mpsc::channel();
+        for stream in [
+            Box::new(child.stdout.take().expect("stdout")) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().expect("stderr")),
+        ] {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let url = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = lines.recv_timeout(left).unwrap_or_else(|_| {
+                let _ = child.kill();
+                panic!("gbal gms-sim did not say where it listens within 30 s");
+            });
+            if let Some(rest) = line.strip_prefix("GMS simulator listening on ") {
+                break rest.trim().to_owned();
+            }
+        };
+        Sim { child, url, lines }
+    }
+
+    /// Where gbal posts IE034 messages.
+    pub fn messages_url(&self) -> String {
+        format!("{}/movements/messages", self.url)
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The shared PostgreSQL server: `DATABASE_URL`, else the local default.
+pub fn shared_database_url() -> String {
+    std::env::var("DATABASE_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+/// `url` with another database name (user, host, port and parameters kept).
+pub fn url_with_database(url: &str, database: &str) -> String {
+    let (scheme, rest) = url.split_once("://").expect("a URL with a scheme");
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let query = path.split_once('?').map(|(_, q)| q);
+    let mut out = format!("{scheme}://{authority}/{database}");
+    if let Some(query) = query {
+        out.push('?');
+        out.push_str(query);
+    }
+    out
+}
+
+/// A database of the test's own on the shared server: `<prefix>_<random>`, dropped by
+/// [`with_database`] whatever the test did.
+pub struct TestDatabase {
+    pub name: String,
+    pub url: String,
+    admin: sqlx::PgPool,
+}
+
+impl TestDatabase {
+    async fn create(prefix: &str) -> TestDatabase {
+        let admin_url = shared_database_url();
+        let admin = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(1)
+            .connect(&admin_url)
+            .await
+            .unwrap_or_else(|e| panic!("PostgreSQL at DATABASE_URL must answer: {e}"));
+        let random = gbal_core::BalanceRequestId::new()
+            .to_string()
+            .replace('-', "");
+        let name = format!("{prefix}_{random}");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&admin)
+            .await
+            .expect("the role may create databases");
+        let url = url_with_database(&admin_url, &name);
+        TestDatabase { name, url, admin }
+    }
+
+    /// A small pool on this database, to look behind gbal's back.
+    pub async fn pool(&self) -> sqlx::PgPool {
+        sqlx::postgres::PgPoolOptions::new()
+            .max_connections(2)
+            .connect(&self.url)
+            .await
+            .expect("connect to the test database")
+    }
+
+    async fn drop_database(&self) {
+        let dropped = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        )))
+        .execute(&self.admin)
+        .await;
+        if let Err(error) = dropped {
+            eprintln!("could not drop test database {}: {error}", self.name);
+        }
+        self.admin.close().await;
+    }
+}
+
+/// Runs `test` with a fresh database named `<prefix>_<random>` on the shared server, bounded
+/// by `limit`, and drops the database afterwards whatever happens (panic or timeout).
+pub async fn with_database<F, Fut>(prefix: &str, limit: Duration, test: F)
+where
+    F: FnOnce(std::sync::Arc<TestDatabase>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let db = std::sync::Arc::new(TestDatabase::create(prefix).await);
+    let task = tokio::spawn(test(std::sync::Arc::clone(&db)));
+    let abort = task.abort_handle();
+    let outcome = tokio::time::timeout(limit, task).await;
+    if outcome.is_err() {
+        abort.abort();
+        // Let the aborted task drop its processes before the database goes.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    db.drop_database().await;
+    match outcome {
+        Err(_) => panic!("the test did not finish within {limit:?}"),
+        Ok(Err(error)) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+        Ok(Err(error)) => panic!("the test task failed: {error}"),
+        Ok(Ok(())) => {}
+    }
+}
