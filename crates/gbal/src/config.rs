@@ -535,6 +535,8 @@ mod tests {
     #[allow(clippy::result_large_err)] // figment's own error type, in tests only
     fn jailed(f: impl FnOnce(&mut Jail)) {
         Jail::expect_with(|jail| {
+            // Start from an empty environment: the test command exports DATABASE_URL.
+            jail.clear_env();
             f(jail);
             Ok(())
         });

@@ -65,18 +65,23 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
                 print!("{}", config.to_redacted_toml());
                 return Ok(ExitCode::SUCCESS);
             }
-            runtime()?.block_on(async {
-                let telemetry = Telemetry::init(&config.telemetry)?;
+            let runtime = runtime()?;
+            // Outside the runtime: the trace exporter's blocking HTTP client lives on the SDK's
+            // own thread, and is made and dropped there.
+            let telemetry = Telemetry::init(&config.telemetry)?;
+            let result = runtime.block_on(async {
                 let shutdown = CancellationToken::new();
                 tokio::spawn(signals::cancel_on_signal(shutdown.clone()));
                 let result = serve::serve(config, shutdown).await;
                 if let Err(e) = &result {
                     tracing::error!(error = format!("{e:#}"), "gbal stopped with an error");
                 }
-                telemetry.shutdown();
-                result?;
-                Ok::<_, Failure>(ExitCode::SUCCESS)
-            })
+                result
+            });
+            drop(runtime);
+            telemetry.shutdown();
+            result?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Migrate { config } => {
             let config = Config::load_unchecked(config.config.as_deref())?;
@@ -156,8 +161,8 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
         }
         Command::GmsSim(args) => {
             let runtime = runtime()?;
-            runtime.block_on(async {
-                let telemetry = Telemetry::init(&Config::load(None)?.telemetry)?;
+            let telemetry = Telemetry::init(&Config::load(None)?.telemetry)?;
+            let result = runtime.block_on(async {
                 let shutdown = CancellationToken::new();
                 tokio::spawn(signals::cancel_on_signal(shutdown.clone()));
                 let options = GmsSimOptions {
@@ -168,11 +173,12 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
                     token: args.token,
                     query_limit: args.query_limit,
                 };
-                let result = gms_sim::run(options, shutdown).await;
-                telemetry.shutdown();
-                result?;
-                Ok::<_, Failure>(ExitCode::SUCCESS)
-            })
+                gms_sim::run(options, shutdown).await
+            });
+            drop(runtime);
+            telemetry.shutdown();
+            result?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Healthcheck { url, timeout } => match healthcheck::check(&url, timeout.0) {
             Ok(line) => {

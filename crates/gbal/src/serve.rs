@@ -269,16 +269,19 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     let public_addr = public.local_addr()?;
     let internal_addr = internal.local_addr()?;
     tracing::info!(%public_addr, %internal_addr, transport = ?config.gms.transport, "gbal listening");
-    println!("gbal listening");
-    println!(
-        "  public API:   http://{public_addr}{}  (probes: /livez /readyz, spec: /openapi.json)",
-        config.public.base_path
-    );
-    println!(
-        "  internal:     http://{internal_addr}  (GMS replies: /balances/{{recipient}}, metrics: /metrics)"
-    );
-    if config.hs256_secret().is_some() {
-        println!("  get a token:  gbal token --sub <your-name>");
+    // The banner is for people at a terminal; with JSON logs the line above carries the same.
+    if config.telemetry.log_format == crate::config::LogFormat::Text {
+        println!("gbal listening");
+        println!(
+            "  public API:   http://{public_addr}{}  (probes: /livez /readyz, spec: /openapi.json)",
+            config.public.base_path
+        );
+        println!(
+            "  internal:     http://{internal_addr}  (GMS replies: /balances/{{recipient}}, metrics: /metrics)"
+        );
+        if config.hs256_secret().is_some() {
+            println!("  get a token:  gbal token --sub <your-name>");
+        }
     }
 
     let jobs = TaskTracker::new();

@@ -32,8 +32,8 @@ fn otlp_configured() -> bool {
 }
 
 impl Telemetry {
-    /// Installs the global subscriber (and the OTLP exporter when configured). Call once, from
-    /// inside the Tokio runtime.
+    /// Installs the global subscriber (and the OTLP exporter when configured). Call once,
+    /// outside any Tokio runtime (the exporter's blocking HTTP client must not live in one).
     pub fn init(config: &TelemetryConfig) -> anyhow::Result<Self> {
         let filter = match std::env::var("RUST_LOG") {
             Ok(spec) if !spec.trim().is_empty() => EnvFilter::try_new(spec).context("RUST_LOG")?,

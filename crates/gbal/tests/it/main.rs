@@ -4,4 +4,5 @@ mod faults;
 mod process;
 mod replicas;
 mod serve;
+mod telemetry;
 mod tools;

@@ -85,10 +85,13 @@ impl Server {
         let mut early = Vec::new();
         while public.is_none() || internal.is_none() {
             let left = deadline.saturating_duration_since(Instant::now());
-            let line = lines.recv_timeout(left).unwrap_or_else(|_| {
+            let Ok(line) = lines.recv_timeout(left) else {
                 let _ = child.kill();
-                panic!("gbal serve did not say where it listens within 30 s");
-            });
+                panic!(
+                    "gbal serve did not say where it listens within 30 s; it printed:\n{}",
+                    early.join("\n")
+                );
+            };
             let url = |l: &str| {
                 l.split_whitespace()
                     .find(|w| w.starts_with("http://"))
@@ -101,6 +104,13 @@ impl Server {
                 public = url(&line);
             } else if line.trim_start().starts_with("internal:") {
                 internal = url(&line);
+            } else if let Ok(event) = serde_json::from_str::<serde_json::Value>(&line)
+                && event["message"] == "gbal listening"
+            {
+                // JSON logs carry no banner; the log line names both addresses.
+                let addr = |key: &str| event[key].as_str().map(|a| format!("http://{a}"));
+                public = addr("public_addr");
+                internal = addr("internal_addr");
             }
             early.push(line);
         }
