@@ -287,6 +287,25 @@ async fn open_loop(
     tally
 }
 
+/// Empties the request tables and checkpoints, so that gbal and pgbench each start from the
+/// same state (no bloated indexes, no pending WAL to flush).
+async fn reset(url: &str) {
+    let mut conn = sqlx::PgConnection::connect(url)
+        .await
+        .expect("connect to the bench database");
+    for statement in [
+        "TRUNCATE balance_requests, request_locks",
+        "VACUUM ANALYZE balance_requests",
+        "VACUUM ANALYZE request_locks",
+        "CHECKPOINT",
+    ] {
+        sqlx::query(statement)
+            .execute(&mut conn)
+            .await
+            .expect("reset the tables");
+    }
+}
+
 fn database_url(admin: &str, database: &str) -> String {
     let (head, _) = admin.rsplit_once('/').expect("a database URL with a path");
     format!("{head}/{database}")
@@ -364,6 +383,7 @@ async fn run_mode(mode: &str, admin: &str, clients: usize, secs: u64, soak: u64)
     });
     // Warm up: connections, prepared statements, the first pages of every index.
     let _ = closed_loop(target.clone(), clients, Duration::from_secs(2)).await;
+    reset(&url).await;
 
     let duration = Duration::from_secs(secs);
     let (max_rate, mut max) = closed_loop(target.clone(), clients, duration).await;
@@ -402,7 +422,8 @@ async fn run_mode(mode: &str, admin: &str, clients: usize, secs: u64, soak: u64)
     drop(gbal);
     drop(_simulator);
 
-    // pgbench on the same (now idle) database, same duration, 16 clients.
+    // pgbench on the same (now idle, emptied) database, same duration, 16 clients.
+    reset(&url).await;
     let url_for_pgbench = url.clone();
     let tps = tokio::task::spawn_blocking(move || {
         gbal_tracker::pgbench::rate(&url_for_pgbench, 16, duration, None)
