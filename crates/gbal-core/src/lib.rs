@@ -6,6 +6,7 @@ pub mod access_code;
 pub mod amount;
 pub mod balance;
 pub mod clock;
+pub mod duration;
 pub mod field;
 pub mod gms;
 pub mod grn;
