@@ -17,7 +17,7 @@ use crate::error::ApiError;
 use crate::hal::{self, Links};
 use crate::limit::Refusal;
 use crate::middleware::Correlation;
-use crate::openapi::{ErrorBody, FunctionalErrorItem};
+use crate::openapi::{AcceptV1 as AcceptV1Header, ErrorBody, FunctionalErrorItem};
 use crate::state::AppState;
 use crate::time_format::rfc3339;
 
@@ -28,13 +28,28 @@ use crate::time_format::rfc3339;
 #[allow(dead_code)]
 pub(crate) struct V1BalanceRequest {
     /// The principal's TIN (EORI): 1 to 17 letters and digits.
-    #[schema(example = "GB123456789012", min_length = 1, max_length = 17)]
+    #[schema(
+        example = "GB954131533000",
+        min_length = 1,
+        max_length = 17,
+        pattern = "^[A-Za-z0-9]+$"
+    )]
     tax_identifier: String,
     /// The GRN: 1 to 24 letters and digits.
-    #[schema(example = "20GB0000010000GX1", min_length = 1, max_length = 24)]
+    #[schema(
+        example = "26GB0000010000021",
+        min_length = 1,
+        max_length = 24,
+        pattern = "^[A-Za-z0-9]+$"
+    )]
     guarantee_reference: String,
     /// The access code: 4 letters and digits.
-    #[schema(example = "ABC1", min_length = 4, max_length = 4)]
+    #[schema(
+        example = "AC01",
+        min_length = 4,
+        max_length = 4,
+        pattern = "^[A-Za-z0-9]{4}$"
+    )]
     access_code: String,
 }
 
@@ -119,12 +134,20 @@ fn self_href(state: &AppState, id: BalanceRequestId) -> String {
     path = "/balances",
     tag = "v1",
     security(("bearer" = [])),
-    params(("Accept" = String, Header, description = "application/vnd.hmrc.1.0+json")),
-    request_body(content = V1BalanceRequest, content_type = "application/json"),
+    params(("Accept" = inline(AcceptV1Header), Header, description = "application/vnd.hmrc.1.0+json")),
+    request_body(content = V1BalanceRequest, content_type = "application/json", examples(
+        ("balance" = (summary = "A guarantee of the sandbox dataset: 200 with its balance",
+            value = json!({"taxIdentifier": "GB954131533000", "guaranteeReference": "26GB0000010000021", "accessCode": "AC01"}))),
+        ("pending" = (summary = "A sandbox guarantee whose GMS never answers: 202 after sync_wait",
+            value = json!({"taxIdentifier": "GB954131533000", "guaranteeReference": "26GB0000090000029", "accessCode": "AC01"}))),
+    )),
     responses(
         (status = 200, description = "GMS answered with a balance", body = PostBalanceOk),
         (status = 202, description = "No answer yet: poll the Location", body = PostBalancePending,
-            headers(("Location" = String, description = "The balance request"))),
+            headers(("Location" = String, description = "The balance request")),
+            links(("GetBalance" = (operation_id = "get_balance",
+                parameters(("balanceId" = "$response.body#/balanceId")),
+                description = "The balance request, to poll")))),
         (status = 400, description = "INVALID_REQUEST_JSON, BAD_REQUEST (fields) or FUNCTIONAL_ERROR", body = ErrorBody),
         (status = 401, description = "UNAUTHORIZED", body = ErrorBody),
         (status = 403, description = "FORBIDDEN: the token lacks the scope", body = ErrorBody),
@@ -152,7 +175,7 @@ pub(crate) async fn post_balances(
 }
 
 /// The fields of a v1 body, every broken rule reported in order.
-fn parse_fields(body: &V1Body) -> Result<BalanceQuery, ApiError> {
+pub(crate) fn parse_fields(body: &V1Body) -> Result<BalanceQuery, ApiError> {
     let mut errors = Vec::new();
     let tin = Tin::parse(&body.tax_identifier)
         .map_err(|e| errors.extend(e.0))
@@ -260,8 +283,10 @@ fn refusal(refused: Refused) -> ApiError {
     tag = "v1",
     security(("bearer" = [])),
     params(
-        ("balanceId" = String, Path, description = "The balance request id (a UUID)"),
-        ("Accept" = String, Header, description = "application/vnd.hmrc.1.0+json"),
+        ("balanceId" = String, Path,
+            pattern = "^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$",
+            description = "The balance request id (a UUID)"),
+        ("Accept" = inline(AcceptV1Header), Header, description = "application/vnd.hmrc.1.0+json"),
     ),
     responses(
         (status = 200, description = "Pending, balance or functional error", body = GetBalanceOk),

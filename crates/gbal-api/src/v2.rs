@@ -17,7 +17,7 @@ use crate::error::ApiError;
 use crate::hal::{self, Links};
 use crate::limit::Refusal;
 use crate::middleware::Correlation;
-use crate::openapi::ErrorBody;
+use crate::openapi::{AcceptV2 as AcceptV2Header, ErrorBody};
 use crate::state::AppState;
 
 /// The message of an access code that breaks its rules (the value is never echoed).
@@ -32,7 +32,12 @@ const NOT_FOUND: &str =
 #[allow(dead_code)]
 pub(crate) struct V2BalanceRequest {
     /// The access code: 4 letters and digits.
-    #[schema(example = "ABC1", min_length = 4, max_length = 4)]
+    #[schema(
+        example = "AC01",
+        min_length = 4,
+        max_length = 4,
+        pattern = "^[A-Za-z0-9]{4}$"
+    )]
     access_code: String,
 }
 
@@ -56,8 +61,9 @@ pub(crate) struct V2BalanceOk {
     tag = "v2",
     security(("bearer" = [])),
     params(
-        ("grn" = String, Path, description = "The GRN: 2 digits, GB or XI, 12 letters or digits, 1 digit"),
-        ("Accept" = String, Header, description = "application/vnd.hmrc.2.0+json"),
+        ("grn" = String, Path, pattern = "^[0-9]{2}(GB|XI)[A-Z0-9]{12}[0-9]$", example = "26XI0000010000036",
+            description = "The GRN: 2 digits, GB or XI, 12 letters or digits, 1 digit"),
+        ("Accept" = inline(AcceptV2Header), Header, description = "application/vnd.hmrc.2.0+json"),
     ),
     request_body(content = V2BalanceRequest, content_type = "application/json"),
     responses(
@@ -86,16 +92,21 @@ pub(crate) async fn post_balance(
     Path(grn): Path<String>,
     body: V2Body,
 ) -> Result<Response, ApiError> {
-    let grn = Grn::parse_v2(&grn).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let query = parse_query(&grn, &body)?;
+    let result = check::run(&state, &caller, &query, ApiVersion::V2, &context).await;
+    answer(&state, &query.grn, result)
+}
+
+/// The GRN of the path and the access code of the body, checked in that order.
+pub(crate) fn parse_query(grn: &str, body: &V2Body) -> Result<BalanceQuery, ApiError> {
+    let grn = Grn::parse_v2(grn).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let access_code = AccessCode::parse(&body.access_code)
         .map_err(|_| ApiError::BadRequest(ACCESS_CODE_FORMAT.to_owned()))?;
-    let query = BalanceQuery {
+    Ok(BalanceQuery {
         grn,
         access_code,
         tin: None,
-    };
-    let result = check::run(&state, &caller, &query, ApiVersion::V2, &context).await;
-    answer(&state, &query.grn, result)
+    })
 }
 
 fn answer(
