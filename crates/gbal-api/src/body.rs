@@ -1,12 +1,16 @@
 //! Request bodies: the extractors [`V1Body`] and [`V2Body`]. Both refuse a body that is not
 //! JSON by its `Content-Type` (415) or is over the limit (413), then read the shape of their
 //! version. Field rules are the handlers' (parsing into domain types), after the body.
+//!
+//! [`v1_query`] and [`v2_query`] run the same steps on bytes, without an HTTP request, for
+//! the fuzz target `request_bodies`.
 
 use std::collections::BTreeMap;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::{StatusCode, header};
+use gbal_core::BalanceQuery;
 use serde_json::Value;
 
 use crate::error::ApiError;
@@ -64,12 +68,11 @@ async fn json_bytes<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes
 /// The three v1 fields in the order API v1 reports them.
 const V1_FIELDS: [&str; 3] = ["taxIdentifier", "guaranteeReference", "accessCode"];
 
-impl<S: Send + Sync> FromRequest<S> for V1Body {
-    type Rejection = ApiError;
-
-    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
-        let bytes = json_bytes(request, state).await?;
-        let value: Value = serde_json::from_slice(&bytes).map_err(|_| {
+impl V1Body {
+    /// The shape of a v1 body: a JSON object with the three fields as strings (extra fields
+    /// ignored), or INVALID_REQUEST_JSON with a message by JSON path.
+    fn from_json(bytes: &[u8]) -> Result<Self, ApiError> {
+        let value: Value = serde_json::from_slice(bytes).map_err(|_| {
             ApiError::InvalidRequestJson(BTreeMap::from([("$".to_owned(), vec!["Invalid JSON"])]))
         })?;
         let mut errors = BTreeMap::new();
@@ -99,15 +102,23 @@ impl<S: Send + Sync> FromRequest<S> for V1Body {
     }
 }
 
-/// The message of a v2 body without a string `accessCode`.
-pub(crate) const ACCESS_CODE_NOT_SUPPLIED: &str = "The access code was not supplied.";
-
-impl<S: Send + Sync> FromRequest<S> for V2Body {
+impl<S: Send + Sync> FromRequest<S> for V1Body {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
         let bytes = json_bytes(request, state).await?;
-        let value: Value = serde_json::from_slice(&bytes)
+        Self::from_json(&bytes)
+    }
+}
+
+/// The message of a v2 body without a string `accessCode`.
+pub(crate) const ACCESS_CODE_NOT_SUPPLIED: &str = "The access code was not supplied.";
+
+impl V2Body {
+    /// The shape of a v2 body: a JSON object with a string `accessCode` (extra fields
+    /// ignored), or BAD_REQUEST "The access code was not supplied.".
+    fn from_json(bytes: &[u8]) -> Result<Self, ApiError> {
+        let value: Value = serde_json::from_slice(bytes)
             .map_err(|_| ApiError::BadRequest(ACCESS_CODE_NOT_SUPPLIED.to_owned()))?;
         match value.get("accessCode") {
             Some(Value::String(code)) => Ok(V2Body {
@@ -115,5 +126,84 @@ impl<S: Send + Sync> FromRequest<S> for V2Body {
             }),
             _ => Err(ApiError::BadRequest(ACCESS_CODE_NOT_SUPPLIED.to_owned())),
         }
+    }
+}
+
+impl<S: Send + Sync> FromRequest<S> for V2Body {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = json_bytes(request, state).await?;
+        Self::from_json(&bytes)
+    }
+}
+
+/// What API v1 makes of the bytes of a `POST /balances` body once the `Content-Type` and size
+/// checks passed: the validated query, or the 400 it answers (INVALID_REQUEST_JSON for the
+/// shape, BAD_REQUEST with every broken field rule). The same steps as the handler, without
+/// the HTTP request around them; used by the fuzz target `fuzz/fuzz_targets/request_bodies.rs`.
+pub fn v1_query(body: &[u8]) -> Result<BalanceQuery, ApiError> {
+    crate::v1::parse_fields(&V1Body::from_json(body)?)
+}
+
+/// What API v2 makes of the GRN path segment (percent-decoded) and the bytes of a
+/// `POST /{grn}/balance` body once the `Content-Type` and size checks passed: the validated
+/// query, or the 400 BAD_REQUEST it answers, checked in the handler's order (body, GRN,
+/// access code). Used by the fuzz target `fuzz/fuzz_targets/request_bodies.rs`.
+pub fn v2_query(grn: &str, body: &[u8]) -> Result<BalanceQuery, ApiError> {
+    crate::v2::parse_query(grn, &V2Body::from_json(body)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code(result: Result<BalanceQuery, ApiError>) -> &'static str {
+        result.map(|_| ()).expect_err("refused").code()
+    }
+
+    #[test]
+    fn v1_query_reads_the_shape_then_the_fields() {
+        let query = v1_query(
+            br#"{"taxIdentifier":"GB954131533000","guaranteeReference":"26GB0000010000021","accessCode":"AC01","x":1}"#,
+        )
+        .unwrap();
+        assert_eq!(query.tin.unwrap().as_str(), "GB954131533000");
+        assert_eq!(query.grn.as_str(), "26GB0000010000021");
+        assert_eq!(query.access_code.expose(), "AC01");
+        assert_eq!(code(v1_query(b"{")), "INVALID_REQUEST_JSON");
+        assert_eq!(code(v1_query(b"[]")), "INVALID_REQUEST_JSON");
+        assert_eq!(
+            code(v1_query(
+                br#"{"taxIdentifier":"GB1","guaranteeReference":"26GB","accessCode":null}"#
+            )),
+            "INVALID_REQUEST_JSON"
+        );
+        assert_eq!(
+            code(v1_query(
+                br#"{"taxIdentifier":"","guaranteeReference":"26GB","accessCode":"AC0!"}"#
+            )),
+            "BAD_REQUEST"
+        );
+    }
+
+    #[test]
+    fn v2_query_checks_the_body_then_the_grn_then_the_access_code() {
+        let query = v2_query("26XI0000010000036", br#"{"accessCode":"ac01"}"#).unwrap();
+        assert_eq!(query.grn.as_str(), "26XI0000010000036");
+        assert!(query.tin.is_none());
+        let message = |r: Result<BalanceQuery, ApiError>| r.map(|_| ()).unwrap_err().to_string();
+        assert!(message(v2_query("nonsense", b"{}")).contains(ACCESS_CODE_NOT_SUPPLIED));
+        assert!(
+            message(v2_query("nonsense", br#"{"accessCode":"AC01"}"#))
+                .contains("not in the correct format")
+        );
+        assert!(
+            message(v2_query("26FR0000010000036", br#"{"accessCode":"AC01"}"#))
+                .contains("GB or XI")
+        );
+        let refused = message(v2_query("26XI0000010000036", br#"{"accessCode":"SECRET"}"#));
+        assert!(refused.contains("four alphanumeric"), "{refused}");
+        assert!(!refused.contains("SECRET"));
     }
 }

@@ -27,6 +27,7 @@ mod v1;
 mod v2;
 
 pub use auth::Caller;
+pub use body::{v1_query, v2_query};
 pub use config::{
     ApiConfig, AuthConfig, DEFAULT_BASE_PATH, DEFAULT_RECIPIENT_PREFIX, DEFAULT_SCOPE, KeySource,
     RateLimitConfig, ReplyConfig,
