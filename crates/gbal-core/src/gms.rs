@@ -69,7 +69,11 @@ pub enum GmsError {
 #[async_trait]
 pub trait Gms: Send + Sync + Debug {
     /// Sends the query. The access code leaves gbal here and nowhere else.
-    async fn submit(&self, query: &BalanceQuery, context: &SubmitContext) -> Result<Submission, GmsError>;
+    async fn submit(
+        &self,
+        query: &BalanceQuery,
+        context: &SubmitContext,
+    ) -> Result<Submission, GmsError>;
 
     /// The transport's name for logs and metrics: `simulator`, `ncts-xml` or `eis-json`.
     fn transport(&self) -> &'static str;
