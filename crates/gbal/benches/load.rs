@@ -31,6 +31,8 @@ const SECRET: &str = "load-benchmark-secret-0123456789abcdefghijklmnop";
 const REPLY_TOKEN: &str = "load-benchmark-reply-token";
 const GMS_TOKEN: &str = "load-benchmark-gms-token";
 const V1: &str = "application/vnd.hmrc.1.0+json";
+/// pgbench's clients, and gbal's database connections.
+const PGBENCH_CLIENTS: u32 = 16;
 
 /// Sandbox guarantees that answer with a balance at once: (GRN, TIN, access code).
 const GUARANTEES: [(&str, &str, &str); 7] = [
@@ -334,9 +336,10 @@ async fn run_mode(mode: &str, admin: &str, clients: usize, secs: u64, soak: u64)
         ("GBAL_RATE_LIMIT__PER_SECOND", "100000".to_owned()),
         ("GBAL_RATE_LIMIT__BURST", "100000".to_owned()),
         ("GBAL_SIMULATOR__QUERY_LIMIT", "1000000000".to_owned()),
+        // As many database connections as pgbench gets clients.
         (
             "GBAL_DATABASE__MAX_CONNECTIONS",
-            clients.min(32).to_string(),
+            PGBENCH_CLIENTS.to_string(),
         ),
     ];
     let _simulator = (mode == "ncts-xml").then(|| {
@@ -392,6 +395,7 @@ async fn run_mode(mode: &str, admin: &str, clients: usize, secs: u64, soak: u64)
         max.summary()
     );
     let half = max_rate / 2.0;
+    reset(&url).await;
     let mut at_half = open_loop(target.clone(), half, duration, |_| {}).await;
     println!(
         "{mode}: at half that ({half:.0} requests/s, open loop, {secs} s): {}",
@@ -419,18 +423,20 @@ async fn run_mode(mode: &str, admin: &str, clients: usize, secs: u64, soak: u64)
     }
     let (_, peak) = rss_mb(pid);
     println!("{mode}: gbal peak RSS {peak:.1} MB (target under 100 MB)");
-    drop(gbal);
-    drop(_simulator);
 
-    // pgbench on the same (now idle, emptied) database, same duration, 16 clients.
+    // pgbench on the same (emptied) database, same duration, while gbal is idle but still
+    // listening: the server delivers each completion's notification to its listener, as it
+    // did during gbal's run.
     reset(&url).await;
     let url_for_pgbench = url.clone();
     let tps = tokio::task::spawn_blocking(move || {
-        gbal_tracker::pgbench::rate(&url_for_pgbench, 16, duration, None)
+        gbal_tracker::pgbench::rate(&url_for_pgbench, PGBENCH_CLIENTS, duration, None)
     })
     .await
     .expect("pgbench task")
     .unwrap_or_else(|e| panic!("{e}"));
+    drop(gbal);
+    drop(_simulator);
     println!("{mode}: pgbench with the tracker's per-request SQL: {tps:.0} transactions/s");
     let target_ratio = if mode == "embedded" { 70.0 } else { 50.0 };
     println!(
