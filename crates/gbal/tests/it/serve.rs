@@ -190,3 +190,59 @@ async fn sigterm_lets_a_waiting_request_finish_and_exits_0() {
     };
     assert!(status.success(), "gbal exited with {status}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_polls_a_pending_request_until_its_balance_arrives() {
+    // A 1 s synchronous wait and the sandbox guarantee answered after 2 s: 202, then polling.
+    let server = Server::start(&[("GBAL_BALANCE__SYNC_WAIT", "1s")]);
+    wait_ready(&server).await;
+    let token = token(&server, "polling");
+    let out = run(
+        server.dir.path(),
+        &[
+            "check",
+            "--url",
+            &server.public,
+            "--token",
+            &token,
+            "--grn",
+            "26GB0000090000011",
+            "--access-code",
+            "AC01",
+            "--tin",
+            "GB954131533000",
+        ],
+        &[],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "balance: 10000 GBP"
+    );
+    assert!(
+        stderr.contains("202") && stderr.contains("pending"),
+        "progress while polling: {stderr}"
+    );
+
+    // A refusal is printed readably and exits 1.
+    let out = run(
+        server.dir.path(),
+        &[
+            "check",
+            "--url",
+            &server.public,
+            "--token",
+            &token,
+            "--grn",
+            "26GB0000010000012",
+            "--access-code",
+            "ZZ99",
+            "--tin",
+            "GB954131533000",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("error 12 at GRR(1).ACC(1).Access code"));
+}
