@@ -18,7 +18,7 @@ use crate::gms::{Gms, GmsError, Submission, SubmitContext};
 use crate::id::{BalanceRequestId, MessageId, UniqueReference};
 use crate::outcome::Outcome;
 use crate::request::{ApiVersion, BalanceQuery, BalanceRequest, CallerId, NewBalanceRequest};
-use crate::tracker::{Completion, LockOutcome, Tracker, TrackerError};
+use crate::tracker::{Completion, LockOutcome, ReplyMatch, Tracker, TrackerError};
 
 /// How long a check may take and how long requests and locks live.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -195,20 +195,11 @@ impl BalanceService {
         context: &CallContext,
     ) -> Result<CheckOutcome, CheckError> {
         let now = self.clock.now();
-        let key = Self::lock_key(caller, &query.grn);
-        match self
-            .tracker
-            .acquire_lock(&key, now, self.config.lock_ttl)
-            .await
-            .map_err(tracker_error)?
-        {
-            LockOutcome::Acquired => {}
-            LockOutcome::Held { retry_after } => {
-                return Err(CheckError::RateLimited { retry_after });
-            }
-        }
-
-        let new = self.record(caller, query, api_version, now).await?;
+        let new = self
+            .lock_and_record(caller, query, api_version, now)
+            .await?;
+        // Watching from before the submission: a reply that beats GMS's own answer is seen.
+        let watch = self.tracker.watch(new.id);
         let submit_context = SubmitContext {
             balance_id: new.id,
             message_id: new.message_id(),
@@ -235,10 +226,9 @@ impl BalanceService {
                     Completion::Stored(request)
                     | Completion::Duplicate(request)
                     | Completion::Conflict(request) => Ok(CheckOutcome::Completed(request)),
-                    Completion::NotFound => Err(CheckError::Internal(format!(
-                        "request {} vanished before its answer was stored",
-                        new.id
-                    ))),
+                    Completion::NotFound | Completion::Unmatched(_) => Err(CheckError::Internal(
+                        format!("request {} vanished before its answer was stored", new.id),
+                    )),
                 }
             }
             Submission::Accepted => {
@@ -246,12 +236,7 @@ impl BalanceService {
                     ApiVersion::V1 => self.config.sync_wait,
                     ApiVersion::V2 => self.config.v2_wait,
                 };
-                match self
-                    .tracker
-                    .wait_for_completion(new.id, wait)
-                    .await
-                    .map_err(tracker_error)?
-                {
+                match watch.wait(wait).await.map_err(tracker_error)? {
                     Some(request) if request.is_completed() => Ok(CheckOutcome::Completed(request)),
                     Some(request) => Ok(CheckOutcome::Pending(request)),
                     None => Err(CheckError::Internal(format!(
@@ -263,14 +248,17 @@ impl BalanceService {
         }
     }
 
-    /// Records a pending request, with a fresh id when the first one is taken.
-    async fn record(
+    /// Takes the cluster-wide lock on (caller, GRN) and records a pending request under it,
+    /// with a fresh id when the first one is taken.
+    async fn lock_and_record(
         &self,
         caller: &CallerId,
         query: &BalanceQuery,
         api_version: ApiVersion,
         now: OffsetDateTime,
     ) -> Result<NewBalanceRequest, CheckError> {
+        let key = Self::lock_key(caller, &query.grn);
+        let mut locked = false;
         let mut last = None;
         for _ in 0..INSERT_ATTEMPTS {
             let new = NewBalanceRequest {
@@ -283,9 +271,28 @@ impl BalanceService {
                 requested_at: now,
                 expires_at: now + self.config.ttl,
             };
-            match self.tracker.insert(&new).await {
+            let recorded = if locked {
+                self.tracker.insert(&new).await
+            } else {
+                match self
+                    .tracker
+                    .lock_and_insert(&key, now, self.config.lock_ttl, &new)
+                    .await
+                {
+                    Ok(LockOutcome::Acquired) => Ok(()),
+                    Ok(LockOutcome::Held { retry_after }) => {
+                        return Err(CheckError::RateLimited { retry_after });
+                    }
+                    Err(e) => Err(e),
+                }
+            };
+            match recorded {
                 Ok(()) => return Ok(new),
-                Err(TrackerError::DuplicateId) => last = Some(new.id),
+                Err(TrackerError::DuplicateId) => {
+                    // The lock is ours; only the request needs a fresh id.
+                    locked = true;
+                    last = Some(new.id);
+                }
                 Err(e) => return Err(tracker_error(e)),
             }
         }
@@ -316,50 +323,85 @@ impl BalanceService {
         reply: &ReplyFields,
     ) -> Result<ReplyRecorded, ReplyError> {
         let now = self.clock.now();
-        let request = self
-            .tracker
-            .get_by_message_id(recipient, now)
-            .await
-            .map_err(reply_tracker_error)?
-            .ok_or(ReplyError::NotFound)?;
-
-        if reply.addressed_to != Some(recipient) {
+        let Some(expected) = expectation(recipient, reply) else {
+            // The reply cannot belong to any request: say whether the one it names exists.
+            let request = self
+                .tracker
+                .get_by_message_id(recipient, now)
+                .await
+                .map_err(reply_tracker_error)?
+                .ok_or(ReplyError::NotFound)?;
             return Err(ReplyError::Mismatch(
-                "The message recipient (MesRecMES6) does not match the request",
+                mismatch(recipient, reply, &request).unwrap_or(MESSAGE_RECIPIENT_MISMATCH),
             ));
-        }
-        match &reply.outcome {
-            Outcome::Success(_) => {
-                let same_grn = reply
-                    .grn
-                    .as_deref()
-                    .is_some_and(|grn| grn.eq_ignore_ascii_case(request.grn.as_str()));
-                if !same_grn {
-                    return Err(ReplyError::Mismatch(
-                        "The guarantee reference number does not match the request",
-                    ));
-                }
-            }
-            Outcome::FunctionalError { .. } | Outcome::XmlError { .. } => {
-                if reply.original_ref.as_deref() != Some(request.message_ref.as_str()) {
-                    return Err(ReplyError::Mismatch(
-                        "The original message identifier (OriMesIdeMES22) does not match the request",
-                    ));
-                }
-            }
-        }
-
-        match self
+        };
+        // The completing statement itself checks the request; whatever it did not store is
+        // checked here, so that a mismatch is reported before a duplicate or a conflict.
+        let completion = self
             .tracker
-            .complete(recipient, &reply.outcome, now)
+            .complete_matching(recipient, &reply.outcome, &expected, now)
             .await
-            .map_err(reply_tracker_error)?
-        {
+            .map_err(reply_tracker_error)?;
+        let unchecked = match &completion {
+            Completion::Stored(_) | Completion::NotFound => None,
+            Completion::Duplicate(r) | Completion::Conflict(r) | Completion::Unmatched(r) => {
+                Some(r)
+            }
+        };
+        if let Some(why) = unchecked.and_then(|r| mismatch(recipient, reply, r)) {
+            return Err(ReplyError::Mismatch(why));
+        }
+        match completion {
             Completion::Stored(request) => Ok(ReplyRecorded::Stored(request)),
             Completion::Duplicate(request) => Ok(ReplyRecorded::Duplicate(request)),
             Completion::Conflict(request) => Err(ReplyError::Conflict(Box::new(request))),
             Completion::NotFound => Err(ReplyError::NotFound),
+            // The store and `ReplyMatch::matches` disagree: refuse rather than store.
+            Completion::Unmatched(_) => Err(ReplyError::Mismatch(match expected {
+                ReplyMatch::Grn(_) => GRN_MISMATCH,
+                ReplyMatch::MessageRef(_) => ORIGINAL_REF_MISMATCH,
+            })),
         }
+    }
+}
+
+const MESSAGE_RECIPIENT_MISMATCH: &str =
+    "The message recipient (MesRecMES6) does not match the request";
+const GRN_MISMATCH: &str = "The guarantee reference number does not match the request";
+const ORIGINAL_REF_MISMATCH: &str =
+    "The original message identifier (OriMesIdeMES22) does not match the request";
+
+/// What the request completed by `reply` must match, or `None` when no request can (the reply
+/// is addressed elsewhere, or lacks the value to check).
+fn expectation(recipient: MessageId, reply: &ReplyFields) -> Option<ReplyMatch> {
+    if reply.addressed_to != Some(recipient) {
+        return None;
+    }
+    match &reply.outcome {
+        Outcome::Success(_) => reply.grn.clone().map(ReplyMatch::Grn),
+        Outcome::FunctionalError { .. } | Outcome::XmlError { .. } => {
+            reply.original_ref.clone().map(ReplyMatch::MessageRef)
+        }
+    }
+}
+
+/// Why `reply` does not belong to `request`, if it does not.
+fn mismatch(
+    recipient: MessageId,
+    reply: &ReplyFields,
+    request: &BalanceRequest,
+) -> Option<&'static str> {
+    if reply.addressed_to != Some(recipient) {
+        return Some(MESSAGE_RECIPIENT_MISMATCH);
+    }
+    match expectation(recipient, reply) {
+        Some(expected) if expected.matches(request) => None,
+        Some(ReplyMatch::MessageRef(_)) => Some(ORIGINAL_REF_MISMATCH),
+        Some(ReplyMatch::Grn(_)) => Some(GRN_MISMATCH),
+        None => Some(match reply.outcome {
+            Outcome::Success(_) => GRN_MISMATCH,
+            Outcome::FunctionalError { .. } | Outcome::XmlError { .. } => ORIGINAL_REF_MISMATCH,
+        }),
     }
 }
 

@@ -21,6 +21,29 @@ pub enum Completion {
     Conflict(BalanceRequest),
     /// No live request has this message id (unknown, or expired).
     NotFound,
+    /// The request is pending but does not match what the reply expects of it (see
+    /// [`ReplyMatch`]); nothing changed.
+    Unmatched(BalanceRequest),
+}
+
+/// What a reply must find in the request it completes, besides its message id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReplyMatch {
+    /// A balance (IE037) names the request's GRN; compared ignoring ASCII case.
+    Grn(String),
+    /// An error (IE906, IE917) names the IE034's MesIdeMES19 (the request's message ref),
+    /// exactly.
+    MessageRef(String),
+}
+
+impl ReplyMatch {
+    /// Whether `request` is the one the reply expects.
+    pub fn matches(&self, request: &BalanceRequest) -> bool {
+        match self {
+            Self::Grn(grn) => grn.eq_ignore_ascii_case(request.grn.as_str()),
+            Self::MessageRef(reference) => reference == request.message_ref.as_str(),
+        }
+    }
 }
 
 /// The answer to a lock attempt.
@@ -52,6 +75,37 @@ pub enum TrackerError {
     Other(String),
 }
 
+/// A wait for one request's completion, started before anything could complete it (before
+/// the request is submitted), so that it needs no first read to catch a completion that came
+/// early.
+#[async_trait]
+pub trait CompletionWatch: Send {
+    /// Waits until the request is completed or `timeout` passes, reading the request again
+    /// at the end if no completion was seen. `None` when the request no longer exists.
+    async fn wait(
+        self: Box<Self>,
+        timeout: Duration,
+    ) -> Result<Option<BalanceRequest>, TrackerError>;
+}
+
+/// The watch of a tracker without one of its own: [`Tracker::wait_for_completion`] when the
+/// wait begins.
+#[derive(Debug)]
+struct WaitLater<'a, T: ?Sized> {
+    tracker: &'a T,
+    id: BalanceRequestId,
+}
+
+#[async_trait]
+impl<T: Tracker + ?Sized> CompletionWatch for WaitLater<'_, T> {
+    async fn wait(
+        self: Box<Self>,
+        timeout: Duration,
+    ) -> Result<Option<BalanceRequest>, TrackerError> {
+        self.tracker.wait_for_completion(self.id, timeout).await
+    }
+}
+
 /// Records balance requests, their replies, and the cluster-wide request locks.
 ///
 /// Times are passed in so that callers (and tests) decide what "now" is.
@@ -59,6 +113,23 @@ pub enum TrackerError {
 pub trait Tracker: Send + Sync + Debug {
     /// Records a pending request. [`TrackerError::DuplicateId`] if its id or message id exists.
     async fn insert(&self, request: &NewBalanceRequest) -> Result<(), TrackerError>;
+
+    /// Takes the lock `key` for `ttl` unless someone holds it and, if it was taken, records
+    /// `request`; stores that can do both in one statement do. `Held`: nothing was recorded.
+    /// [`TrackerError::DuplicateId`]: the lock is taken but the request, whose id or message id
+    /// exists, is not recorded (record a fresh one with [`Tracker::insert`]).
+    async fn lock_and_insert(
+        &self,
+        key: &str,
+        now: OffsetDateTime,
+        ttl: Duration,
+        request: &NewBalanceRequest,
+    ) -> Result<LockOutcome, TrackerError> {
+        match self.acquire_lock(key, now, ttl).await? {
+            LockOutcome::Acquired => self.insert(request).await.map(|()| LockOutcome::Acquired),
+            held @ LockOutcome::Held { .. } => Ok(held),
+        }
+    }
 
     /// Records the reply for the request with this message id: the first terminal outcome
     /// wins, and every replica waiting on the request is woken.
@@ -68,6 +139,25 @@ pub trait Tracker: Send + Sync + Debug {
         outcome: &Outcome,
         completed_at: OffsetDateTime,
     ) -> Result<Completion, TrackerError>;
+
+    /// [`Tracker::complete`] for a reply: the outcome is recorded only if the pending request
+    /// also matches `expected`; a pending request that does not is left alone and comes back
+    /// as [`Completion::Unmatched`]. Stores that can check in the completing statement do.
+    async fn complete_matching(
+        &self,
+        message_id: MessageId,
+        outcome: &Outcome,
+        expected: &ReplyMatch,
+        completed_at: OffsetDateTime,
+    ) -> Result<Completion, TrackerError> {
+        match self.get_by_message_id(message_id, completed_at).await? {
+            None => Ok(Completion::NotFound),
+            Some(request) if request.outcome.is_none() && !expected.matches(&request) => {
+                Ok(Completion::Unmatched(request))
+            }
+            Some(_) => self.complete(message_id, outcome, completed_at).await,
+        }
+    }
 
     /// The request with this id, if `caller` made it and it has not expired at `now`.
     async fn get(
@@ -91,6 +181,13 @@ pub trait Tracker: Send + Sync + Debug {
         id: BalanceRequestId,
         timeout: Duration,
     ) -> Result<Option<BalanceRequest>, TrackerError>;
+
+    /// Starts a wait for request `id` now, to be awaited later with
+    /// [`CompletionWatch::wait`]. Without a watch of the store's own, the wait is
+    /// [`Tracker::wait_for_completion`] (which reads the request first).
+    fn watch<'a>(&'a self, id: BalanceRequestId) -> Box<dyn CompletionWatch + 'a> {
+        Box::new(WaitLater { tracker: self, id })
+    }
 
     /// Takes the lock `key` for `ttl` unless someone holds it.
     async fn acquire_lock(

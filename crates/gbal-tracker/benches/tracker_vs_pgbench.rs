@@ -1,7 +1,8 @@
 //! The tracker's per-request work against PostgreSQL, next to `pgbench` running the same SQL.
 //!
-//! One "request" is what a balance check costs the store: take its (caller, GRN) lock,
-//! record the request, complete it (the update and its NOTIFY). The benchmark runs it with
+//! One "request" is what a balance check costs the store: take its (caller, GRN) lock and
+//! record the request (one statement), complete it checking its GRN (the update and its
+//! NOTIFY). The benchmark runs it with
 //! `GBAL_BENCH_CLIENTS` (16) concurrent clients for `GBAL_BENCH_SECS` (10) seconds through
 //! `PgTracker`, then runs `pgbench -n -M prepared -c 16 -j 2 -T 10` with a script made from
 //! the very statements the tracker sends, and prints both rates and their ratio. Each run
@@ -18,7 +19,7 @@ use std::time::{Duration, Instant};
 use gbal_core::outcome::Balance;
 use gbal_core::{
     ApiVersion, BalanceRequestId, CallerId, Completion, Grn, LockOutcome, NewBalanceRequest,
-    Outcome, Tin, Tracker, UniqueReference,
+    Outcome, ReplyMatch, Tin, Tracker, UniqueReference,
 };
 use gbal_tracker::{PG_MIGRATOR, PgConfig, PgTracker};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -234,15 +235,19 @@ async fn tracker_run(url: &str, settings: &Settings) -> (u64, Duration) {
                 while !stop.load(Ordering::Relaxed) {
                     let now = OffsetDateTime::now_utc();
                     let key = format!("bench/{client}/{n}");
-                    let lock = tracker
-                        .acquire_lock(&key, now, Duration::from_secs(60))
-                        .await
-                        .expect("acquire_lock");
-                    assert_eq!(lock, LockOutcome::Acquired);
                     let new = request(now, &caller, &grn, &tin);
-                    tracker.insert(&new).await.expect("insert");
+                    let lock = tracker
+                        .lock_and_insert(&key, now, Duration::from_secs(60), &new)
+                        .await
+                        .expect("lock_and_insert");
+                    assert_eq!(lock, LockOutcome::Acquired);
                     let completion = tracker
-                        .complete(new.message_id(), &outcome, now)
+                        .complete_matching(
+                            new.message_id(),
+                            &outcome,
+                            &ReplyMatch::Grn(grn.as_str().to_owned()),
+                            now,
+                        )
                         .await
                         .expect("complete");
                     assert!(matches!(completion, Completion::Stored(_)));

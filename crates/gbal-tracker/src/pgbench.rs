@@ -17,27 +17,28 @@ fn substitute(sql: &str, params: &[&str]) -> String {
     out
 }
 
-/// The pgbench script of one request: take the (caller, GRN) lock, insert the pending
-/// request, complete it with its notification; parameters drawn per transaction.
+/// The pgbench script of one request: take the (caller, GRN) lock and insert the pending
+/// request, then complete it (checking its GRN) with its notification; parameters drawn per
+/// transaction.
 pub fn script() -> String {
     // A random UUID made of two random 64-bit halves, and its first 12 bytes.
     let hex = "(lpad(to_hex(:hi::bigint), 16, '0') || lpad(to_hex(:lo::bigint), 16, '0'))";
     let id = format!("{hex}::uuid");
     let message_id = format!("decode(left({hex}, 24), 'hex')");
     let key = "('bench/' || :client_id || '/' || :hi)";
-    let lock = substitute(
-        sql::TAKE_LOCK,
-        &[key, "now()", "(now() + interval '60 seconds')"],
-    );
-    let insert = substitute(
-        sql::INSERT,
+    let grn = "'21GB3300BE0001067A001017'";
+    let lock_and_insert = substitute(
+        sql::LOCK_AND_INSERT,
         &[
+            key,
+            "now()",
+            "(now() + interval '60 seconds')",
             &id,
             &message_id,
             "'abcdefghijklmn'",
             "'client-1'",
             "1::smallint",
-            "'21GB3300BE0001067A001017'",
+            grn,
             "'GB12345678900'",
             "now()",
             "(now() + interval '1 hour')",
@@ -52,11 +53,13 @@ pub fn script() -> String {
             "'GBP'",
             "NULL",
             "now()",
+            grn,
+            "NULL",
         ],
     );
     format!(
         "\\set hi random(1, 9223372036854775806)\n\\set lo random(1, 9223372036854775806)\n\
-         {lock};\n{insert};\n{complete};\n"
+         {lock_and_insert};\n{complete};\n"
     )
 }
 
@@ -131,6 +134,6 @@ mod tests {
     fn every_parameter_is_replaced() {
         let script = super::script();
         assert!(!script.contains('$'), "{script}");
-        assert_eq!(script.matches(";\n").count(), 3);
+        assert_eq!(script.matches(";\n").count(), 2);
     }
 }

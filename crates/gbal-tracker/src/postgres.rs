@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use gbal_core::{
-    BalanceRequest, BalanceRequestId, CallerId, Completion, LockOutcome, MessageId,
-    NewBalanceRequest, Outcome, Tracker, TrackerError,
+    BalanceRequest, BalanceRequestId, CallerId, Completion, CompletionWatch, LockOutcome,
+    MessageId, NewBalanceRequest, Outcome, ReplyMatch, Tracker, TrackerError,
 };
 use sqlx::FromRow;
 use sqlx::migrate::Migrator;
@@ -25,7 +25,7 @@ use crate::error::timed_out;
 use crate::listener::Listener;
 use crate::lock::{held_until, lock_expiry};
 use crate::row::{OutcomeColumns, StoredRequest};
-use crate::waiters::{self, Waiters};
+use crate::waiters::{self, Waiters, Watch};
 
 /// The PostgreSQL migrations (`migrations/postgres`).
 pub static PG_MIGRATOR: Migrator = sqlx::migrate!("../../migrations/postgres");
@@ -68,11 +68,16 @@ const INSERT: &str = "INSERT INTO balance_requests \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
 
 /// Records the first outcome of a live request and announces it, in one statement (so in one
-/// transaction): the notification is sent if and only if the update commits.
+/// transaction): the notification is sent if and only if the update commits. `$7` and `$8`,
+/// when not null, are what the request must match (`ReplyMatch`): its GRN in ASCII upper
+/// case (`upper` under the "C" collation changes ASCII letters only, whatever the database's
+/// locale), or its message ref.
 const COMPLETE: &str = concat!(
     "WITH done AS (UPDATE balance_requests \
      SET status = $2, balance = $3::numeric, currency = $4, errors = $5::jsonb, completed_at = $6 \
-     WHERE message_id = $1 AND expires_at > $6 AND status IS NULL RETURNING *) \
+     WHERE message_id = $1 AND expires_at > $6 AND status IS NULL \
+     AND ($7::text IS NULL OR upper(grn COLLATE \"C\") = $7) \
+     AND ($8::text IS NULL OR message_ref = $8) RETURNING *) \
      SELECT ",
     request_columns!(),
     " FROM done, LATERAL pg_notify('gbal_request_completed', done.id::text) AS notified"
@@ -103,6 +108,23 @@ const TAKE_LOCK: &str = "INSERT INTO request_locks (key, expires_at) VALUES ($1,
 
 const LOCK_HOLDER: &str = "SELECT expires_at FROM request_locks WHERE key = $1";
 
+/// [`TAKE_LOCK`] and, only if the lock was taken, [`INSERT`] (`$4`-`$12`), in one statement.
+/// A request whose id or message id exists is skipped, not an error, so the lock stays taken.
+/// Also reads the holder as the statement's snapshot saw it, which answers a held lock in
+/// the same round trip unless the holder committed while the statement ran.
+const LOCK_AND_INSERT: &str = "WITH locked AS (\
+     INSERT INTO request_locks (key, expires_at) VALUES ($1, $3) \
+     ON CONFLICT (key) DO UPDATE SET expires_at = EXCLUDED.expires_at \
+     WHERE request_locks.expires_at <= $2 RETURNING expires_at), \
+     recorded AS (\
+     INSERT INTO balance_requests \
+     (id, message_id, message_ref, caller, api_version, grn, tin, requested_at, expires_at) \
+     SELECT $4::uuid, $5::bytea, $6::text, $7::text, $8::smallint, $9::text, $10::text, \
+     $11::timestamptz, $12::timestamptz WHERE EXISTS (SELECT 1 FROM locked) \
+     ON CONFLICT DO NOTHING RETURNING id) \
+     SELECT EXISTS (SELECT 1 FROM locked), EXISTS (SELECT 1 FROM recorded), \
+     (SELECT expires_at FROM request_locks WHERE key = $1)";
+
 const EXPIRE_REQUESTS: &str = "DELETE FROM balance_requests WHERE id IN \
      (SELECT id FROM balance_requests WHERE expires_at <= $1 \
       ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED)";
@@ -111,14 +133,14 @@ const EXPIRE_LOCKS: &str = "DELETE FROM request_locks WHERE key IN \
      (SELECT key FROM request_locks WHERE expires_at <= $1 \
       ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED)";
 
-/// The SQL of one request's hot path, for comparisons with `pgbench`: taking its lock,
-/// recording it, completing it (with the notification).
+/// The SQL of one request's hot path, for comparisons with `pgbench`: taking its lock and
+/// recording it, then completing it (with the notification).
 pub mod sql {
-    /// Takes a lock: `$1` key, `$2` now, `$3` lock expiry; a row back means acquired.
-    pub const TAKE_LOCK: &str = super::TAKE_LOCK;
-    /// Records a request: its nine columns, id to expiry.
-    pub const INSERT: &str = super::INSERT;
-    /// Completes a request and notifies: `$1` message id, `$2`-`$5` outcome, `$6` now.
+    /// Takes a lock and records a request under it: `$1` key, `$2` now, `$3` lock expiry,
+    /// `$4`-`$12` the request's nine columns, id to expiry.
+    pub const LOCK_AND_INSERT: &str = super::LOCK_AND_INSERT;
+    /// Completes a request and notifies: `$1` message id, `$2`-`$5` outcome, `$6` now, `$7`
+    /// the GRN in upper case or null, `$8` the message ref or null.
     pub const COMPLETE: &str = super::COMPLETE;
 }
 
@@ -278,6 +300,65 @@ impl PgTracker {
             .unwrap_or_else(|_| Err(timed_out(self.op_timeout)))
     }
 
+    /// [`Tracker::complete`], or [`Tracker::complete_matching`] when `expected` is given.
+    async fn complete_checked(
+        &self,
+        message_id: MessageId,
+        outcome: &Outcome,
+        expected: Option<&ReplyMatch>,
+        completed_at: OffsetDateTime,
+    ) -> Result<Completion, TrackerError> {
+        let columns = OutcomeColumns::of(outcome)?;
+        let (grn, message_ref) = match expected {
+            None => (None, None),
+            Some(ReplyMatch::Grn(grn)) => (Some(grn.to_ascii_uppercase()), None),
+            Some(ReplyMatch::MessageRef(reference)) => (None, Some(reference.as_str())),
+        };
+        self.bounded(async {
+            let mut lease = self.conns.acquire().await?;
+            // A second attempt covers a row that turned up between the update and the read.
+            for _ in 0..2 {
+                let stored = sqlx::query_as::<_, PgRequestRow>(COMPLETE)
+                    .bind(message_id.as_bytes().as_slice())
+                    .bind(columns.status)
+                    .bind(columns.balance.as_deref())
+                    .bind(columns.currency.as_deref())
+                    .bind(columns.errors.as_deref())
+                    .bind(completed_at)
+                    .bind(grn.as_deref())
+                    .bind(message_ref)
+                    .fetch_optional(lease.conn())
+                    .await;
+                if let Some(request) = decode(lease.check(stored)?)? {
+                    // Local waiters take the request as it is, with no read and no wait for
+                    // the notification's round trip.
+                    self.waiters.complete(&request);
+                    return Ok(Completion::Stored(request));
+                }
+                let current = sqlx::query_as::<_, PgRequestRow>(BY_MESSAGE_ID)
+                    .bind(message_id.as_bytes().as_slice())
+                    .bind(completed_at)
+                    .fetch_optional(lease.conn())
+                    .await;
+                match decode(lease.check(current)?)? {
+                    None => return Ok(Completion::NotFound),
+                    Some(request) => match &request.outcome {
+                        Some(existing) if existing == outcome => {
+                            return Ok(Completion::Duplicate(request));
+                        }
+                        Some(_) => return Ok(Completion::Conflict(request)),
+                        None if expected.is_some_and(|e| !e.matches(&request)) => {
+                            return Ok(Completion::Unmatched(request));
+                        }
+                        None => continue,
+                    },
+                }
+            }
+            Ok(Completion::NotFound)
+        })
+        .await
+    }
+
     async fn read(&self, id: BalanceRequestId) -> Result<Option<BalanceRequest>, TrackerError> {
         self.bounded(async {
             let mut lease = self.conns.acquire().await?;
@@ -317,50 +398,68 @@ impl Tracker for PgTracker {
         .await
     }
 
+    async fn lock_and_insert(
+        &self,
+        key: &str,
+        now: OffsetDateTime,
+        ttl: Duration,
+        request: &NewBalanceRequest,
+    ) -> Result<LockOutcome, TrackerError> {
+        let until = lock_expiry(now, ttl)?;
+        let answer = self
+            .bounded(async {
+                let mut lease = self.conns.acquire().await?;
+                let row =
+                    sqlx::query_as::<_, (bool, bool, Option<OffsetDateTime>)>(LOCK_AND_INSERT)
+                        .bind(key)
+                        .bind(now)
+                        .bind(until)
+                        .bind(request.id.as_uuid())
+                        .bind(request.message_id().as_bytes().as_slice())
+                        .bind(request.message_ref.as_str())
+                        .bind(request.caller.as_str())
+                        .bind(request.api_version.number())
+                        .bind(request.grn.as_str())
+                        .bind(request.tin.as_ref().map(|t| t.as_str()))
+                        .bind(request.requested_at)
+                        .bind(request.expires_at)
+                        .fetch_one(lease.conn())
+                        .await;
+                lease.check(row)
+            })
+            .await?;
+        match answer {
+            (true, true, _) => Ok(LockOutcome::Acquired),
+            (true, false, _) => Err(TrackerError::DuplicateId),
+            (false, _, Some(holder)) if holder > now => Ok(held_until(holder, now)),
+            // The holder committed while the statement ran (or lapsed and went since): ask
+            // again, one step at a time.
+            (false, _, _) => match self.acquire_lock(key, now, ttl).await? {
+                LockOutcome::Acquired => self.insert(request).await.map(|()| LockOutcome::Acquired),
+                held @ LockOutcome::Held { .. } => Ok(held),
+            },
+        }
+    }
+
     async fn complete(
         &self,
         message_id: MessageId,
         outcome: &Outcome,
         completed_at: OffsetDateTime,
     ) -> Result<Completion, TrackerError> {
-        let columns = OutcomeColumns::of(outcome)?;
-        self.bounded(async {
-            let mut lease = self.conns.acquire().await?;
-            // A second attempt covers a row that turned up between the update and the read.
-            for _ in 0..2 {
-                let stored = sqlx::query_as::<_, PgRequestRow>(COMPLETE)
-                    .bind(message_id.as_bytes().as_slice())
-                    .bind(columns.status)
-                    .bind(columns.balance.as_deref())
-                    .bind(columns.currency.as_deref())
-                    .bind(columns.errors.as_deref())
-                    .bind(completed_at)
-                    .fetch_optional(lease.conn())
-                    .await;
-                if let Some(request) = decode(lease.check(stored)?)? {
-                    // Local waiters need not wait for the notification's round trip.
-                    self.waiters.wake(request.id);
-                    return Ok(Completion::Stored(request));
-                }
-                let current = sqlx::query_as::<_, PgRequestRow>(BY_MESSAGE_ID)
-                    .bind(message_id.as_bytes().as_slice())
-                    .bind(completed_at)
-                    .fetch_optional(lease.conn())
-                    .await;
-                match decode(lease.check(current)?)? {
-                    None => return Ok(Completion::NotFound),
-                    Some(request) => match &request.outcome {
-                        Some(existing) if existing == outcome => {
-                            return Ok(Completion::Duplicate(request));
-                        }
-                        Some(_) => return Ok(Completion::Conflict(request)),
-                        None => continue,
-                    },
-                }
-            }
-            Ok(Completion::NotFound)
-        })
-        .await
+        self.complete_checked(message_id, outcome, None, completed_at)
+            .await
+    }
+
+    async fn complete_matching(
+        &self,
+        message_id: MessageId,
+        outcome: &Outcome,
+        expected: &ReplyMatch,
+        completed_at: OffsetDateTime,
+    ) -> Result<Completion, TrackerError> {
+        self.complete_checked(message_id, outcome, Some(expected), completed_at)
+            .await
     }
 
     async fn get(
@@ -405,6 +504,13 @@ impl Tracker for PgTracker {
         timeout: Duration,
     ) -> Result<Option<BalanceRequest>, TrackerError> {
         waiters::wait_for_completion(&self.waiters, id, timeout, || self.read(id)).await
+    }
+
+    fn watch<'a>(&'a self, id: BalanceRequestId) -> Box<dyn CompletionWatch + 'a> {
+        Box::new(Watch {
+            waiter: self.waiters.register(id),
+            read: move || self.read(id),
+        })
     }
 
     async fn acquire_lock(

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use gbal_core::{
-    BalanceRequest, BalanceRequestId, CallerId, Completion, LockOutcome, MessageId,
-    NewBalanceRequest, Outcome, Tracker, TrackerError,
+    BalanceRequest, BalanceRequestId, CallerId, Completion, CompletionWatch, LockOutcome,
+    MessageId, NewBalanceRequest, Outcome, Tracker, TrackerError,
 };
 use sqlx::FromRow;
 use sqlx::migrate::Migrator;
@@ -22,7 +22,7 @@ use uuid::Uuid;
 use crate::error::from_sqlx;
 use crate::lock::{held_until, lock_expiry};
 use crate::row::{OutcomeColumns, StoredRequest, from_micros, to_micros};
-use crate::waiters::{self, Waiters};
+use crate::waiters::{self, Waiters, Watch};
 
 /// The SQLite migrations (`migrations/sqlite`).
 pub static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("../../migrations/sqlite");
@@ -262,7 +262,7 @@ impl Tracker for SqliteTracker {
                 .await
                 .map_err(from_sqlx)?;
             if let Some(request) = decode(stored)? {
-                self.waiters.wake(request.id);
+                self.waiters.complete(&request);
                 return Ok(Completion::Stored(request));
             }
             let current = sqlx::query_as::<_, SqliteRequestRow>(BY_MESSAGE_ID)
@@ -321,6 +321,13 @@ impl Tracker for SqliteTracker {
         timeout: Duration,
     ) -> Result<Option<BalanceRequest>, TrackerError> {
         waiters::wait_for_completion(&self.waiters, id, timeout, || self.read(id)).await
+    }
+
+    fn watch<'a>(&'a self, id: BalanceRequestId) -> Box<dyn CompletionWatch + 'a> {
+        Box::new(Watch {
+            waiter: self.waiters.register(id),
+            read: move || self.read(id),
+        })
     }
 
     async fn acquire_lock(

@@ -1,5 +1,6 @@
 //! The internal reply route: every row of API.md's table.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -18,7 +19,11 @@ pub(crate) const PREFIX: &str = "MDTP-GUA-";
 
 /// An app whose v1 checks answer 202 at once, and a pending request made through it.
 async fn pending() -> (TestApp, String, BalanceRequest) {
-    let mut parts = Parts::sqlite().await;
+    pending_on(Parts::sqlite().await).await
+}
+
+/// [`pending`] on the tracker of `parts`.
+async fn pending_on(mut parts: Parts) -> (TestApp, String, BalanceRequest) {
     parts.balance.sync_wait = Duration::from_millis(20);
     let gms = parts.simulator();
     let app = TestApp::build(parts, gms, |_| {}).await;
@@ -262,6 +267,22 @@ async fn doctype_and_entities_are_refused() {
 #[tokio::test]
 async fn a_reply_naming_another_request_is_400() {
     let (app, _, request) = pending().await;
+    replies_naming_another_request_are_refused(&app, &request).await;
+}
+
+#[tokio::test]
+async fn a_reply_naming_another_request_is_400_on_postgres() {
+    let db = PgDatabase::create().await;
+    let tracker = db.tracker();
+    tracker.until_listening().await;
+    let (app, _, request) = pending_on(Parts::on(Arc::new(tracker))).await;
+    replies_naming_another_request_are_refused(&app, &request).await;
+    db.drop_database().await;
+}
+
+/// Every way a reply can name a request it does not belong to is refused, before and after
+/// the request is completed (a mismatch is reported ahead of a duplicate or a conflict).
+async fn replies_naming_another_request_are_refused(app: &TestApp, request: &BalanceRequest) {
     let recipient = recipient_of(&request);
     let other = MessageId::from_bytes([7; 12]).recipient(PREFIX);
     let cases = [
@@ -283,9 +304,9 @@ async fn a_reply_naming_another_request_is_400() {
             "OriMesIdeMES22",
         ),
     ];
-    for (message_type, xml, names) in cases {
+    for (message_type, xml, names) in &cases {
         let reply = app
-            .call_internal(reply_post(&recipient, Some(message_type), &xml))
+            .call_internal(reply_post(&recipient, Some(message_type), xml))
             .await;
         reply.assert_code(400, "BAD_REQUEST");
         assert!(
@@ -302,6 +323,34 @@ async fn a_reply_naming_another_request_is_400() {
         .unwrap()
         .unwrap();
     assert!(stored.outcome.is_none());
+
+    // The right reply, in another case of the GRN, is stored; the wrong ones are still
+    // refused as such, not as duplicates or conflicts.
+    let right = ie037(&recipient, &GRN_NO_REPLY.to_ascii_lowercase(), "1");
+    let reply = app
+        .call_internal(reply_post(&recipient, Some("IE037"), &right))
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    for (message_type, xml, names) in &cases {
+        let reply = app
+            .call_internal(reply_post(&recipient, Some(message_type), xml))
+            .await;
+        reply.assert_code(400, "BAD_REQUEST");
+        assert!(
+            reply.json()["message"].as_str().unwrap().contains(names),
+            "{}",
+            reply.text()
+        );
+    }
+    let again = app
+        .call_internal(reply_post(&recipient, Some("IE037"), &right))
+        .await;
+    assert_eq!(
+        again.status,
+        200,
+        "an identical duplicate: {}",
+        again.text()
+    );
 }
 
 #[tokio::test]

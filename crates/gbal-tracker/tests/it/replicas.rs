@@ -184,3 +184,39 @@ async fn a_killed_listener_reconnects_and_no_answer_is_lost() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_on_one_replica_is_ended_by_a_completion_on_another() {
+    with_pg(|db| async move {
+        let a = db.tracker().await;
+        let b = db.tracker().await;
+        a.until_listening().await;
+        b.ping().await.unwrap();
+        let at = now();
+        let new = request_at(at);
+        a.insert(&new).await.unwrap();
+        // Started before anything can complete it, awaited later, as a check does.
+        let watch = a.watch(new.id);
+        assert_eq!(a.waiting(), 1);
+        let completing = {
+            let b = b.clone();
+            let message_id = new.message_id();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                let sent = Instant::now();
+                let done = b.complete(message_id, &balance("12.5"), at).await;
+                (done, sent)
+            })
+        };
+        // The timeout is far away: only the notification can end the wait early.
+        let answer = watch.wait(Duration::from_secs(20)).await.unwrap();
+        let woken = Instant::now();
+        let (done, sent) = completing.await.unwrap();
+        assert!(matches!(done, Ok(Completion::Stored(_))));
+        assert_eq!(answer.and_then(|r| r.outcome), Some(balance("12.5")));
+        let latency = woken.duration_since(sent);
+        assert!(latency < Duration::from_secs(2), "woken after {latency:?}");
+        assert_eq!(a.waiting(), 0, "the watch's entry went with it");
+    })
+    .await;
+}

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use gbal_core::{
     BalanceRequest, BalanceRequestId, Completion, LockOutcome, MessageId, NewBalanceRequest,
-    Outcome, SystemClock, Tracker, TrackerError,
+    Outcome, ReplyMatch, SystemClock, Tracker, TrackerError,
 };
 use gbal_tracker::{expire_all, run_expiry_counting};
 use time::OffsetDateTime;
@@ -370,6 +370,204 @@ pub async fn locks(t: Arc<dyn Tracker>) {
     );
 }
 
+pub async fn lock_and_insert_records_only_under_a_free_lock(t: Arc<dyn Tracker>) {
+    let at = now();
+    let ttl = Duration::from_secs(60);
+    let secs = |n: i64| at + time::Duration::seconds(n);
+    let first = request_at(at);
+    assert_eq!(
+        t.lock_and_insert("client-1/GRN1", at, ttl, &first)
+            .await
+            .unwrap(),
+        LockOutcome::Acquired
+    );
+    assert_eq!(
+        t.get(first.id, &first.caller, at).await.unwrap(),
+        Some(BalanceRequest::pending(&first))
+    );
+    // Held: the answer says for how long, and the request is not recorded.
+    let refused = request_at(secs(10));
+    assert_eq!(
+        t.lock_and_insert("client-1/GRN1", secs(10), ttl, &refused)
+            .await
+            .unwrap(),
+        LockOutcome::Held {
+            retry_after: Duration::from_secs(50)
+        }
+    );
+    assert_eq!(
+        t.get_by_message_id(refused.message_id(), secs(10))
+            .await
+            .unwrap(),
+        None
+    );
+    // The refusal did not extend the lock; once it lapses it is taken again.
+    let later = request_at(secs(60));
+    assert_eq!(
+        t.lock_and_insert("client-1/GRN1", secs(60), ttl, &later)
+            .await
+            .unwrap(),
+        LockOutcome::Acquired
+    );
+    assert!(
+        t.get_by_message_id(later.message_id(), secs(60))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    // A request whose id exists: the lock is taken, the existing row is untouched.
+    let again = NewBalanceRequest {
+        caller: caller("client-2"),
+        ..first.clone()
+    };
+    assert!(matches!(
+        t.lock_and_insert("client-2/GRN1", at, ttl, &again).await,
+        Err(TrackerError::DuplicateId)
+    ));
+    assert!(matches!(
+        t.acquire_lock("client-2/GRN1", secs(1), ttl).await.unwrap(),
+        LockOutcome::Held { .. }
+    ));
+    assert_eq!(
+        t.get(first.id, &first.caller, at).await.unwrap(),
+        Some(BalanceRequest::pending(&first))
+    );
+}
+
+pub async fn complete_matching_stores_only_a_matching_reply(t: Arc<dyn Tracker>) {
+    let at = now();
+    let grn = |text: &str| ReplyMatch::Grn(text.to_owned());
+    // A balance names the GRN, in any ASCII case.
+    let by_grn = request_at(at);
+    t.insert(&by_grn).await.unwrap();
+    for wrong in [
+        "21GB3300BE0001067A001018",
+        "21GB3300BE0001067A00101",
+        "21GB3300BE0001067A001017 ",
+    ] {
+        assert_eq!(
+            t.complete_matching(by_grn.message_id(), &balance("1"), &grn(wrong), at)
+                .await
+                .unwrap(),
+            Completion::Unmatched(BalanceRequest::pending(&by_grn)),
+            "{wrong:?}"
+        );
+    }
+    assert_eq!(
+        t.get(by_grn.id, &by_grn.caller, at).await.unwrap(),
+        Some(BalanceRequest::pending(&by_grn)),
+        "an unmatched reply changes nothing"
+    );
+    assert_eq!(
+        t.complete_matching(
+            by_grn.message_id(),
+            &balance("7.5"),
+            &grn("21gb3300be0001067A001017"),
+            at
+        )
+        .await
+        .unwrap(),
+        Completion::Stored(completed(&by_grn, balance("7.5"), at))
+    );
+    // Once completed, the outcome decides: the caller checks the request that comes back.
+    assert!(matches!(
+        t.complete_matching(by_grn.message_id(), &balance("7.5"), &grn("OTHER"), at)
+            .await
+            .unwrap(),
+        Completion::Duplicate(_)
+    ));
+    assert!(matches!(
+        t.complete_matching(by_grn.message_id(), &balance("8"), &grn("OTHER"), at)
+            .await
+            .unwrap(),
+        Completion::Conflict(_)
+    ));
+    // An error names the IE034's message ref, exactly.
+    let by_ref = request_at(at);
+    t.insert(&by_ref).await.unwrap();
+    let reference = by_ref.message_ref.as_str();
+    let other_case: String = reference
+        .chars()
+        .map(|c| {
+            if c.is_ascii_lowercase() {
+                c.to_ascii_uppercase()
+            } else {
+                c.to_ascii_lowercase()
+            }
+        })
+        .collect();
+    let mut wrongs = vec![format!("{reference}0"), String::new()];
+    // (A reference of digits only has no other case.)
+    if other_case != reference {
+        wrongs.push(other_case);
+    }
+    for wrong in wrongs {
+        assert!(matches!(
+            t.complete_matching(
+                by_ref.message_id(),
+                &functional_error(),
+                &ReplyMatch::MessageRef(wrong),
+                at
+            )
+            .await
+            .unwrap(),
+            Completion::Unmatched(_)
+        ));
+    }
+    assert_eq!(
+        t.complete_matching(
+            by_ref.message_id(),
+            &functional_error(),
+            &ReplyMatch::MessageRef(reference.to_owned()),
+            at
+        )
+        .await
+        .unwrap(),
+        Completion::Stored(completed(&by_ref, functional_error(), at))
+    );
+    assert_eq!(
+        t.complete_matching(
+            MessageId::from_bytes([7; 12]),
+            &xml_error(),
+            &ReplyMatch::MessageRef(reference.to_owned()),
+            at
+        )
+        .await
+        .unwrap(),
+        Completion::NotFound
+    );
+}
+
+pub async fn a_watch_sees_a_completion_that_came_before_the_wait(t: Arc<dyn Tracker>) {
+    let at = now();
+    let new = request_at(at);
+    t.insert(&new).await.unwrap();
+    let watch = t.watch(new.id);
+    stored(t.as_ref(), &new, &balance("3"), at).await;
+    let started = Instant::now();
+    let answer = watch.wait(Duration::from_secs(20)).await.unwrap();
+    assert_eq!(answer, Some(completed(&new, balance("3"), at)));
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // No completion: the pending request once the time is up; an unknown one: nothing.
+    let pending = request_at(at);
+    t.insert(&pending).await.unwrap();
+    let started = Instant::now();
+    let answer = t
+        .watch(pending.id)
+        .wait(Duration::from_millis(300))
+        .await
+        .unwrap();
+    assert_eq!(answer, Some(BalanceRequest::pending(&pending)));
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    assert_eq!(
+        t.watch(BalanceRequestId::new())
+            .wait(Duration::from_millis(50))
+            .await
+            .unwrap(),
+        None
+    );
+}
+
 pub async fn expire_deletes_only_expired_rows_in_batches(t: Arc<dyn Tracker>) {
     let at = now();
     let hour_ago = at - time::Duration::HOUR;
@@ -499,7 +697,9 @@ pub async fn concurrent_completions_store_once(t: Arc<dyn Tracker>) {
                     assert_ne!(a, b, "round {round}");
                     assert_eq!(r.outcome.as_ref(), Some(winner));
                 }
-                Completion::NotFound => panic!("round {round}: not found"),
+                Completion::NotFound | Completion::Unmatched(_) => {
+                    panic!("round {round}: {c:?}")
+                }
             }
         }
         let read = t.get(new.id, &new.caller, at).await.unwrap().unwrap();
