@@ -82,8 +82,8 @@ pub fn binary() -> PathBuf {
 }
 
 /// Runs [`script`] with `pgbench -n -M prepared -j 2 -c <clients> -T <duration>` against
-/// `url` and returns its transactions per second. `synchronous_commit` sets the session's
-/// setting when given.
+/// `url`, with the session settings of the tracker's connections, and returns its
+/// transactions per second. `synchronous_commit` sets the session's setting when given.
 pub fn rate(
     url: &str,
     clients: u32,
@@ -93,9 +93,15 @@ pub fn rate(
     let path = std::env::temp_dir().join(format!("gbal-pgbench-{}.sql", std::process::id()));
     std::fs::write(&path, script()).map_err(|e| format!("writing {}: {e}", path.display()))?;
     let mut command = Command::new(binary());
+    // The session settings of the tracker's own connections, and the one asked for.
+    let mut pg_options = format!(
+        "-c enable_seqscan={}",
+        crate::postgres::SESSION_ENABLE_SEQSCAN
+    );
     if let Some(value) = synchronous_commit {
-        command.env("PGOPTIONS", format!("-c synchronous_commit={value}"));
+        pg_options.push_str(&format!(" -c synchronous_commit={value}"));
     }
+    command.env("PGOPTIONS", pg_options);
     let output = command
         .args(["-n", "-M", "prepared", "-j", "2"])
         .arg("-c")

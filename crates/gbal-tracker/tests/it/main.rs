@@ -7,6 +7,7 @@ mod expiry_job;
 mod fixture;
 mod migrations;
 mod outage;
+mod plans;
 mod proxy;
 mod replicas;
 mod store;
