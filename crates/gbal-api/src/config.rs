@@ -18,6 +18,9 @@ pub struct ApiConfig {
     pub base_path: String,
     /// The largest public request body (default 16 KiB).
     pub public_body_limit: usize,
+    /// The most balance requests (`POST` and `GET` of API v1 and v2) served at once; past
+    /// it the next ones are answered 503 at once (default 1024). Probes are not counted.
+    pub max_in_flight: usize,
     /// The largest reply body on the internal listener (default 1 MiB).
     pub reply_body_limit: usize,
     /// How long any request may take before it is answered 503 (default 30 s; keep it above
@@ -42,6 +45,7 @@ impl ApiConfig {
         Self {
             base_path: DEFAULT_BASE_PATH.to_owned(),
             public_body_limit: 16 * 1024,
+            max_in_flight: 1024,
             reply_body_limit: 1024 * 1024,
             request_timeout: Duration::from_secs(30),
             readiness_timeout: Duration::from_secs(1),

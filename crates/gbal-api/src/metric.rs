@@ -7,7 +7,9 @@
 //!   `cluster_lock` (the tracker's lock), `gms_query_limit`;
 //! - `gbal_balance_checks_in_flight` (gauge): checks waiting on GMS right now;
 //! - `gbal_replies_total{message_type, result}`;
-//! - `gbal_rate_limit_keys{limiter}` (gauge): keys the in-process limiters remember.
+//! - `gbal_rate_limit_keys{limiter}` (gauge): keys the in-process limiters remember;
+//! - `gbal_requests_shed_total`: balance requests answered 503 because `max_in_flight`
+//!   were already being served.
 
 use gbal_core::ApiVersion;
 
@@ -58,4 +60,9 @@ impl Drop for InFlight {
     fn drop(&mut self) {
         metrics::gauge!("gbal_balance_checks_in_flight").decrement(1.0);
     }
+}
+
+/// Counts a balance request refused because too many were in flight.
+pub(crate) fn shed() {
+    metrics::counter!("gbal_requests_shed_total").increment(1);
 }

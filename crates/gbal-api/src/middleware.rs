@@ -21,10 +21,12 @@
 //!     whose declared length is over the limit is refused here, before authentication: it is
 //!     the cheapest refusal and tells an unauthenticated caller nothing.
 //!
-//! Then routing, then the handler's extractors in the order of API.md: auth, Accept, body,
-//! fields; then the rate limits and the balance service.
+//! Then routing; on the balance routes, the bound on requests in flight
+//! ([`shed_past_limit`]); then the handler's extractors in the order of API.md: auth,
+//! Accept, body, fields; then the rate limits and the balance service.
 
 use std::any::Any;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -35,6 +37,7 @@ use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use gbal_core::CallContext;
+use tokio::sync::Semaphore;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
@@ -74,6 +77,47 @@ pub(crate) fn around<S: Clone + Send + Sync + 'static>(
             ))
             .layer(RequestBodyLimitLayer::new(body_limit)),
     )
+}
+
+/// The balance requests being served right now, up to a bound.
+#[derive(Debug, Clone)]
+pub(crate) struct InFlightLimit {
+    permits: Arc<Semaphore>,
+}
+
+impl InFlightLimit {
+    /// Room for `max` requests at once (at least one).
+    pub(crate) fn new(max: usize) -> Self {
+        Self {
+            permits: Arc::new(Semaphore::new(max.clamp(1, Semaphore::MAX_PERMITS))),
+        }
+    }
+}
+
+/// Serves the request if fewer than the bound are in flight, else answers 503 with
+/// `Retry-After` at once: past the bound a replica sheds load instead of piling up requests
+/// (and memory) behind a slow database or GMS. The refusal happens before the request is
+/// authenticated or read, so it costs next to nothing.
+pub(crate) async fn shed_past_limit(
+    axum::extract::State(limit): axum::extract::State<InFlightLimit>,
+    request: Request,
+    next: Next,
+) -> Response {
+    match Arc::clone(&limit.permits).try_acquire_owned() {
+        Ok(permit) => {
+            let response = next.run(request).await;
+            drop(permit);
+            response
+        }
+        Err(_) => {
+            crate::metric::shed();
+            ApiError::ServiceUnavailable {
+                retry_after: Duration::from_secs(1),
+                reason: "too many requests in flight on this replica".to_owned(),
+            }
+            .into_response()
+        }
+    }
 }
 
 /// Whether a request id is safe to keep and log.

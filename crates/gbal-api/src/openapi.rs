@@ -158,10 +158,19 @@ impl Modify for BearerScheme {
 
 /// Every public route, documented: the API under `base_path`, the probes at the root.
 pub(crate) fn public_routes(base_path: &str) -> OpenApiRouter<AppState> {
+    public_routes_with(base_path, |api| api)
+}
+
+/// [`public_routes`], with `around_api` applied to the balance routes only (not the probes).
+pub(crate) fn public_routes_with(
+    base_path: &str,
+    around_api: impl FnOnce(OpenApiRouter<AppState>) -> OpenApiRouter<AppState>,
+) -> OpenApiRouter<AppState> {
     let api = OpenApiRouter::new()
         .routes(routes!(v1::post_balances))
         .routes(routes!(v1::get_balance))
         .routes(routes!(v2::post_balance));
+    let api = around_api(api);
     let probes = OpenApiRouter::new()
         .routes(routes!(probe::livez))
         .routes(routes!(probe::readyz))

@@ -18,10 +18,18 @@ async fn uri_not_found() -> ApiError {
 }
 
 /// The public listener's routes: API v1 and v2 under the base path, `/livez`, `/readyz`,
-/// `/openapi.json`, with the layers of `middleware`.
+/// `/openapi.json`, with the layers of `middleware`; the balance routes also with the bound
+/// on requests in flight (`ApiConfig::max_in_flight`).
 pub fn public_router(state: AppState) -> Router {
     let config = state.config();
-    let (router, _) = openapi::public_routes(&config.base_path).split_for_parts();
+    let in_flight = middleware::InFlightLimit::new(config.max_in_flight);
+    let (router, _) = openapi::public_routes_with(&config.base_path, |api| {
+        api.route_layer(axum::middleware::from_fn_with_state(
+            in_flight,
+            middleware::shed_past_limit,
+        ))
+    })
+    .split_for_parts();
     let router = router.fallback(uri_not_found);
     middleware::around(router, config.public_body_limit, config.request_timeout).with_state(state)
 }

@@ -100,6 +100,7 @@ pub struct PublicConfig {
     pub base_path: String,
     pub body_limit: usize,
     pub request_timeout: HumanDuration,
+    pub max_in_flight: usize,
 }
 
 /// `[internal]`.
@@ -340,6 +341,9 @@ impl Config {
                 "must start with '/' and not end with '/'",
             ));
         }
+        if self.public.max_in_flight == 0 {
+            return Err(bad("public.max_in_flight", "must be at least 1"));
+        }
         if self.public.body_limit == 0 || self.internal.body_limit == 0 {
             return Err(bad(
                 "public.body_limit / internal.body_limit",
@@ -572,7 +576,7 @@ mod tests {
 
     #[test]
     fn errors_name_the_key() {
-        let cases: [(&str, &str, &str); 5] = [
+        let cases: [(&str, &str, &str); 6] = [
             ("GBAL_BALANCE__SYNC_WAIT", "soon", "balance.sync_wait"),
             ("GBAL_GMS__TRANSPORT", "carrier-pigeon", "gms.transport"),
             ("GBAL_GMS__TRANSPORT", "ncts-xml", "gms.url"),
@@ -582,6 +586,7 @@ mod tests {
                 "internal.reply_token",
             ),
             ("GBAL_RATE_LIMIT__BURST", "0", "rate_limit"),
+            ("GBAL_PUBLIC__MAX_IN_FLIGHT", "0", "public.max_in_flight"),
         ];
         for (var, value, key) in cases {
             jailed(|jail| {

@@ -191,6 +191,7 @@ fn api_config(config: &Config) -> anyhow::Result<ApiConfig> {
     let mut api = ApiConfig::new(auth, reply);
     api.base_path = config.public.base_path.clone();
     api.public_body_limit = config.public.body_limit;
+    api.max_in_flight = config.public.max_in_flight;
     api.reply_body_limit = config.internal.body_limit;
     api.request_timeout = config.public.request_timeout.0;
     api.shutdown_delay = config.shutdown.delay.0;

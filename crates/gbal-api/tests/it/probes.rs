@@ -301,3 +301,52 @@ async fn metrics_are_rendered_on_the_internal_listener() {
         assert!(text.contains(expected), "{expected} is not in\n{text}");
     }
 }
+
+#[tokio::test]
+async fn past_max_in_flight_balance_requests_are_shed_and_probes_still_answer() {
+    let mut parts = Parts::sqlite().await;
+    parts.balance.sync_wait = Duration::from_secs(4);
+    let gms = parts.simulator();
+    let app = Arc::new(TestApp::build(parts, gms, |config| config.max_in_flight = 2).await);
+
+    // Two checks wait for replies that never come, holding both places.
+    let waiting: Vec<_> = (0..2)
+        .map(|_| {
+            let app = Arc::clone(&app);
+            tokio::spawn(async move {
+                let sub = caller("in-flight");
+                app.call(v1_post(&token(&sub), TIN, GRN_NO_REPLY, CODE))
+                    .await
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // The next balance request, of any kind, is refused at once.
+    let started = std::time::Instant::now();
+    let shed = app
+        .call(v1_post(&token(&caller("shed")), TIN, GRN_BALANCE, CODE))
+        .await;
+    shed.assert_code(503, "SERVICE_UNAVAILABLE");
+    assert_eq!(shed.retry_after(), 1);
+    assert!(started.elapsed() < Duration::from_secs(1));
+    let v1_get = app
+        .call(v1_get(
+            &token(&caller("shed")),
+            &gbal_core::BalanceRequestId::new().to_string(),
+        ))
+        .await;
+    v1_get.assert_code(503, "SERVICE_UNAVAILABLE");
+    // Probes are not balance requests.
+    assert_eq!(app.call(get("/livez")).await.status, 200);
+    assert_eq!(app.call(get("/readyz")).await.status, 200);
+
+    for check in waiting {
+        assert_eq!(check.await.unwrap().status, 202);
+    }
+    // Their places are free again.
+    let served = app
+        .call(v1_post(&token(&caller("shed")), TIN, GRN_BALANCE, CODE))
+        .await;
+    assert_eq!(served.status, 200, "{}", served.text());
+}
