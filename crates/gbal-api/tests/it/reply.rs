@@ -283,7 +283,7 @@ async fn a_reply_naming_another_request_is_400_on_postgres() {
 /// Every way a reply can name a request it does not belong to is refused, before and after
 /// the request is completed (a mismatch is reported ahead of a duplicate or a conflict).
 async fn replies_naming_another_request_are_refused(app: &TestApp, request: &BalanceRequest) {
-    let recipient = recipient_of(&request);
+    let recipient = recipient_of(request);
     let other = MessageId::from_bytes([7; 12]).recipient(PREFIX);
     let cases = [
         ("IE037", ie037(&other, GRN_NO_REPLY, "1"), "MesRecMES6"),
