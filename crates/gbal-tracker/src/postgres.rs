@@ -157,6 +157,10 @@ pub mod sql {
     pub const BY_ID: &str = super::BY_ID;
     /// Reads a lock's expiry: `$1` key.
     pub const LOCK_HOLDER: &str = super::LOCK_HOLDER;
+    /// Deletes a batch of expired requests: `$1` now, `$2` batch size.
+    pub const EXPIRE_REQUESTS: &str = super::EXPIRE_REQUESTS;
+    /// Deletes a batch of lapsed locks: `$1` now, `$2` batch size.
+    pub const EXPIRE_LOCKS: &str = super::EXPIRE_LOCKS;
 }
 
 #[derive(FromRow)]

@@ -12,8 +12,8 @@ const NOW: &str = "now()";
 const MESSAGE_ID: &str = "'\\x000000000000000000000000'::bytea";
 const ID: &str = "'00000000-0000-7000-8000-000000000000'::uuid";
 
-/// Each statement a request's path runs by a key, its parameters' types, values to explain
-/// it with, and the index it must use.
+/// Each statement that finds rows by a key or by expiry, its parameters' types, values to
+/// explain it with, and the index it must use.
 fn lookups() -> Vec<(&'static str, &'static str, Vec<&'static str>, &'static str)> {
     vec![
         (
@@ -50,25 +50,38 @@ fn lookups() -> Vec<(&'static str, &'static str, Vec<&'static str>, &'static str
             vec!["'key'"],
             "request_locks_pkey",
         ),
+        (
+            sql::EXPIRE_REQUESTS,
+            "timestamptz, bigint",
+            vec![NOW, "100"],
+            "balance_requests_expires_at",
+        ),
+        (
+            sql::EXPIRE_LOCKS,
+            "timestamptz, bigint",
+            vec![NOW, "100"],
+            "request_locks_expires_at",
+        ),
     ]
 }
 
-/// The generic plan (the one a prepared statement keeps) of `statement`, on a connection
-/// made with `options`.
+/// The generic plan (the one a prepared statement keeps) of `statement`, prepared as `name`
+/// on `conn`.
 async fn generic_plan(
     conn: &mut PgConnection,
+    name: &str,
     statement: &str,
     types: &str,
     values: &[&str],
 ) -> String {
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "DEALLOCATE ALL; PREPARE s ({types}) AS {statement}"
+        "PREPARE {name} ({types}) AS {statement}"
     )))
     .execute(&mut *conn)
     .await
     .expect("prepare");
     let lines: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "EXPLAIN EXECUTE s ({})",
+        "EXPLAIN EXECUTE {name} ({})",
         values.join(", ")
     )))
     .fetch_all(&mut *conn)
@@ -103,14 +116,15 @@ async fn every_lookup_takes_its_index_when_planned_on_empty_tables() {
         // table, however large it grows.
         let mut plain = session(&options).await;
         let (statement, types, values, _) = &lookups()[0];
-        let plan = generic_plan(&mut plain, statement, types, values).await;
+        let plan = generic_plan(&mut plain, "plain", statement, types, values).await;
         assert!(plan.contains("Seq Scan on balance_requests"), "{plan}");
         plain.close().await.unwrap();
 
         // The tracker's sessions take each lookup's own index.
         let mut tracker = session(&session_options(options, &test_config())).await;
-        for (statement, types, values, index) in lookups() {
-            let plan = generic_plan(&mut tracker, statement, types, &values).await;
+        for (n, (statement, types, values, index)) in lookups().into_iter().enumerate() {
+            let plan =
+                generic_plan(&mut tracker, &format!("s{n}"), statement, types, &values).await;
             assert!(
                 plan.contains(&format!("Index Scan using {index} ")),
                 "{statement}\n{plan}"
