@@ -112,6 +112,11 @@ impl RateLimits {
         let pairs = {
             let mut locks = self.pair_locks.lock().unwrap_or_else(|p| p.into_inner());
             locks.retain(|_, free_at| *free_at > now);
+            // After a burst, give back what the table no longer needs (keeping room to grow).
+            let live = locks.len();
+            if locks.capacity() > 4 * live.max(1024) {
+                locks.shrink_to(2 * live);
+            }
             locks.len()
         };
         metrics::gauge!("gbal_rate_limit_keys", "limiter" => "caller")
@@ -126,6 +131,31 @@ mod tests {
 
     fn caller(s: &str) -> CallerId {
         CallerId::parse(s).unwrap()
+    }
+
+    #[test]
+    fn after_a_burst_the_pair_mirror_gives_its_room_back() {
+        let limits = RateLimits::new(
+            &RateLimitConfig {
+                per_second: 100,
+                burst: 100,
+            },
+            Duration::from_secs(60),
+        )
+        .unwrap();
+        let grn = Grn::parse_v2("22GB0000010000313").unwrap();
+        let brief = PairLock::Held {
+            retry_after: Duration::from_millis(1),
+        };
+        for n in 0..20_000 {
+            limits.learn(&caller(&format!("burst-{n}")), &grn, brief);
+        }
+        let capacity = |l: &RateLimits| l.pair_locks.lock().unwrap().capacity();
+        assert!(capacity(&limits) >= 20_000);
+        std::thread::sleep(Duration::from_millis(5));
+        limits.retain_recent();
+        assert_eq!(limits.pair_locks.lock().unwrap().len(), 0);
+        assert!(capacity(&limits) < 20_000, "{}", capacity(&limits));
     }
 
     #[test]

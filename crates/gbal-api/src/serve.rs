@@ -104,6 +104,11 @@ pub async fn serve(
     Ok(())
 }
 
+/// How often the in-process limiters forget the callers and (caller, GRN) pairs they no
+/// longer need: often enough that what they hold follows the last minute's traffic closely
+/// (each pair is kept for the lock's TTL in any case).
+const LIMITER_CLEANUP: std::time::Duration = std::time::Duration::from_secs(10);
+
 fn spawn_jobs(state: &AppState, stop: &CancellationToken) -> Vec<tokio::task::JoinHandle<()>> {
     let mut jobs = Vec::new();
     if let Some(every) = state.auth().refresh_interval() {
@@ -127,7 +132,7 @@ fn spawn_jobs(state: &AppState, stop: &CancellationToken) -> Vec<tokio::task::Jo
     let state = state.clone();
     let stop = stop.clone();
     jobs.push(tokio::spawn(async move {
-        let mut ticks = tokio::time::interval(std::time::Duration::from_secs(60));
+        let mut ticks = tokio::time::interval(LIMITER_CLEANUP);
         loop {
             tokio::select! {
                 () = stop.cancelled() => break,

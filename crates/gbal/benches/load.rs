@@ -256,29 +256,33 @@ async fn open_loop(
     target: Arc<Target>,
     rate: f64,
     duration: Duration,
-    mut sample: impl FnMut(Duration),
+    mut sample: impl FnMut(Duration, Window),
 ) -> Tally {
     let interval = Duration::from_secs_f64(1.0 / rate.max(1.0));
     let started = Instant::now();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let mut n: u32 = 0;
     let mut last_sample = Duration::ZERO;
+    let in_flight = Arc::new(InFlight::default());
     loop {
         let due = interval * n;
         if due >= duration {
             break;
         }
         tokio::time::sleep_until((started + due).into()).await;
-        let (target, tx) = (target.clone(), tx.clone());
+        let (target, tx, counted) = (target.clone(), tx.clone(), in_flight.clone());
         let scheduled = started + due;
+        in_flight.start();
         tokio::spawn(async move {
             let result = target.request().await;
-            let _ = tx.send((scheduled.elapsed(), result));
+            let latency = scheduled.elapsed();
+            counted.end(latency);
+            let _ = tx.send((latency, result));
         });
         n += 1;
         if due - last_sample >= Duration::from_secs(10) {
             last_sample = due;
-            sample(due);
+            sample(due, in_flight.take_window());
         }
     }
     drop(tx);
@@ -287,6 +291,49 @@ async fn open_loop(
         tally.add(latency, result);
     }
     tally
+}
+
+/// Requests of the open loop in flight now, and the most at once and the slow ones since the
+/// last sample.
+#[derive(Debug, Default)]
+struct InFlight {
+    now: AtomicU64,
+    peak: AtomicU64,
+    slow: AtomicU64,
+}
+
+/// What a sampling window saw: the most requests in flight at once, and how many took longer
+/// than [`SLOW`].
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    peak_in_flight: u64,
+    slow: u64,
+}
+
+/// A request slower than this counts as slow in a [`Window`].
+const SLOW: Duration = Duration::from_millis(100);
+
+impl InFlight {
+    fn start(&self) {
+        let now = self.now.fetch_add(1, Ordering::Relaxed) + 1;
+        self.peak.fetch_max(now, Ordering::Relaxed);
+    }
+
+    fn end(&self, latency: Duration) {
+        self.now.fetch_sub(1, Ordering::Relaxed);
+        if latency > SLOW {
+            self.slow.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn take_window(&self) -> Window {
+        Window {
+            peak_in_flight: self
+                .peak
+                .swap(self.now.load(Ordering::Relaxed), Ordering::Relaxed),
+            slow: self.slow.swap(0, Ordering::Relaxed),
+        }
+    }
 }
 
 /// Empties the request tables and checkpoints, so that gbal and pgbench each start from the
@@ -396,7 +443,7 @@ async fn run_mode(mode: &str, admin: &str, clients: usize, secs: u64, soak: u64)
     );
     let half = max_rate / 2.0;
     reset(&url).await;
-    let mut at_half = open_loop(target.clone(), half, duration, |_| {}).await;
+    let mut at_half = open_loop(target.clone(), half, duration, |_, _| {}).await;
     println!(
         "{mode}: at half that ({half:.0} requests/s, open loop, {secs} s): {}",
         at_half.summary()
@@ -404,11 +451,22 @@ async fn run_mode(mode: &str, admin: &str, clients: usize, secs: u64, soak: u64)
 
     if soak > 0 {
         let mut samples: Vec<(Duration, f64)> = Vec::new();
-        let mut soak_tally = open_loop(target.clone(), half, Duration::from_secs(soak), |at| {
-            let (rss, _) = rss_mb(pid);
-            samples.push((at, rss));
-            println!("{mode}: soak {:>4} s: RSS {rss:.1} MB", at.as_secs());
-        })
+        let mut soak_tally = open_loop(
+            target.clone(),
+            half,
+            Duration::from_secs(soak),
+            |at, window| {
+                let (rss, _) = rss_mb(pid);
+                samples.push((at, rss));
+                println!(
+                    "{mode}: soak {:>4} s: RSS {rss:.1} MB; in the last 10 s: at most {} requests in flight, {} slower than {} ms",
+                    at.as_secs(),
+                    window.peak_in_flight,
+                    window.slow,
+                    SLOW.as_millis()
+                );
+            },
+        )
         .await;
         let (rss_end, _) = rss_mb(pid);
         let at_2min = samples
