@@ -357,10 +357,7 @@ impl BalanceService {
             Completion::Conflict(request) => Err(ReplyError::Conflict(Box::new(request))),
             Completion::NotFound => Err(ReplyError::NotFound),
             // The store and `ReplyMatch::matches` disagree: refuse rather than store.
-            Completion::Unmatched(_) => Err(ReplyError::Mismatch(match expected {
-                ReplyMatch::Grn(_) => GRN_MISMATCH,
-                ReplyMatch::MessageRef(_) => ORIGINAL_REF_MISMATCH,
-            })),
+            Completion::Unmatched(_) => Err(ReplyError::Mismatch(unmatched_value(&reply.outcome))),
         }
     }
 }
@@ -396,12 +393,15 @@ fn mismatch(
     }
     match expectation(recipient, reply) {
         Some(expected) if expected.matches(request) => None,
-        Some(ReplyMatch::MessageRef(_)) => Some(ORIGINAL_REF_MISMATCH),
-        Some(ReplyMatch::Grn(_)) => Some(GRN_MISMATCH),
-        None => Some(match reply.outcome {
-            Outcome::Success(_) => GRN_MISMATCH,
-            Outcome::FunctionalError { .. } | Outcome::XmlError { .. } => ORIGINAL_REF_MISMATCH,
-        }),
+        _ => Some(unmatched_value(&reply.outcome)),
+    }
+}
+
+/// What a reply of this outcome failed to match: the GRN (IE037) or OriMesIdeMES22.
+fn unmatched_value(outcome: &Outcome) -> &'static str {
+    match outcome {
+        Outcome::Success(_) => GRN_MISMATCH,
+        Outcome::FunctionalError { .. } | Outcome::XmlError { .. } => ORIGINAL_REF_MISMATCH,
     }
 }
 

@@ -34,4 +34,6 @@ pub use ncts_error::Rejection;
 pub use outcome::{Balance, ErrorType, NctsError, Outcome};
 pub use request::{ApiVersion, BalanceQuery, BalanceRequest, CallerId, NewBalanceRequest};
 pub use tin::Tin;
-pub use tracker::{Completion, CompletionWatch, LockOutcome, ReplyMatch, Tracker, TrackerError};
+pub use tracker::{
+    Completion, CompletionWatch, LockOutcome, ReplyMatch, Tracker, TrackerError, lock_then_insert,
+};

@@ -106,6 +106,24 @@ impl<T: Tracker + ?Sized> CompletionWatch for WaitLater<'_, T> {
     }
 }
 
+/// [`Tracker::lock_and_insert`] in two steps: [`Tracker::acquire_lock`], then, if it was
+/// taken, [`Tracker::insert`].
+pub async fn lock_then_insert<T: Tracker + ?Sized>(
+    tracker: &T,
+    key: &str,
+    now: OffsetDateTime,
+    ttl: Duration,
+    request: &NewBalanceRequest,
+) -> Result<LockOutcome, TrackerError> {
+    match tracker.acquire_lock(key, now, ttl).await? {
+        LockOutcome::Acquired => tracker
+            .insert(request)
+            .await
+            .map(|()| LockOutcome::Acquired),
+        held @ LockOutcome::Held { .. } => Ok(held),
+    }
+}
+
 /// Records balance requests, their replies, and the cluster-wide request locks.
 ///
 /// Times are passed in so that callers (and tests) decide what "now" is.
@@ -125,10 +143,7 @@ pub trait Tracker: Send + Sync + Debug {
         ttl: Duration,
         request: &NewBalanceRequest,
     ) -> Result<LockOutcome, TrackerError> {
-        match self.acquire_lock(key, now, ttl).await? {
-            LockOutcome::Acquired => self.insert(request).await.map(|()| LockOutcome::Acquired),
-            held @ LockOutcome::Held { .. } => Ok(held),
-        }
+        lock_then_insert(self, key, now, ttl, request).await
     }
 
     /// Records the reply for the request with this message id: the first terminal outcome

@@ -12,7 +12,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use gbal_core::{
     BalanceRequest, BalanceRequestId, CallerId, Completion, CompletionWatch, LockOutcome,
-    MessageId, NewBalanceRequest, Outcome, ReplyMatch, Tracker, TrackerError,
+    MessageId, NewBalanceRequest, Outcome, ReplyMatch, Tracker, TrackerError, lock_then_insert,
 };
 use sqlx::FromRow;
 use sqlx::migrate::Migrator;
@@ -25,7 +25,7 @@ use crate::error::timed_out;
 use crate::listener::Listener;
 use crate::lock::{held_until, lock_expiry};
 use crate::row::{OutcomeColumns, StoredRequest};
-use crate::waiters::{self, Waiters, Watch};
+use crate::waiters::{self, Waiters};
 
 /// The PostgreSQL migrations (`migrations/postgres`).
 pub static PG_MIGRATOR: Migrator = sqlx::migrate!("../../migrations/postgres");
@@ -471,10 +471,7 @@ impl Tracker for PgTracker {
             (true, false) => Err(TrackerError::DuplicateId),
             // Held (or it lapsed since): the one-step path reads the holder's expiry, or
             // takes the lock after all.
-            (false, _) => match self.acquire_lock(key, now, ttl).await? {
-                LockOutcome::Acquired => self.insert(request).await.map(|()| LockOutcome::Acquired),
-                held @ LockOutcome::Held { .. } => Ok(held),
-            },
+            (false, _) => lock_then_insert(self, key, now, ttl, request).await,
         }
     }
 
@@ -544,10 +541,7 @@ impl Tracker for PgTracker {
     }
 
     fn watch<'a>(&'a self, id: BalanceRequestId) -> Box<dyn CompletionWatch + 'a> {
-        Box::new(Watch {
-            waiter: self.waiters.register(id),
-            read: move || self.read(id),
-        })
+        waiters::watch(&self.waiters, id, move || self.read(id))
     }
 
     async fn acquire_lock(

@@ -22,7 +22,7 @@ use uuid::Uuid;
 use crate::error::from_sqlx;
 use crate::lock::{held_until, lock_expiry};
 use crate::row::{OutcomeColumns, StoredRequest, from_micros, to_micros};
-use crate::waiters::{self, Waiters, Watch};
+use crate::waiters::{self, Waiters};
 
 /// The SQLite migrations (`migrations/sqlite`).
 pub static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("../../migrations/sqlite");
@@ -324,10 +324,7 @@ impl Tracker for SqliteTracker {
     }
 
     fn watch<'a>(&'a self, id: BalanceRequestId) -> Box<dyn CompletionWatch + 'a> {
-        Box::new(Watch {
-            waiter: self.waiters.register(id),
-            read: move || self.read(id),
-        })
+        waiters::watch(&self.waiters, id, move || self.read(id))
     }
 
     async fn acquire_lock(

@@ -174,10 +174,26 @@ where
     last
 }
 
+/// Starts a [`gbal_core::CompletionWatch`] on `id`, reading the request with `read`.
+pub(crate) fn watch<'a, F, Fut>(
+    waiters: &Arc<Waiters>,
+    id: BalanceRequestId,
+    read: F,
+) -> Box<dyn gbal_core::CompletionWatch + 'a>
+where
+    F: Fn() -> Fut + Send + 'a,
+    Fut: Future<Output = Result<Option<BalanceRequest>, TrackerError>> + Send + 'a,
+{
+    Box::new(Watch {
+        waiter: waiters.register(id),
+        read,
+    })
+}
+
 /// A [`gbal_core::CompletionWatch`] over a registered waiter and a way to read the request.
-pub(crate) struct Watch<F> {
-    pub waiter: Waiter,
-    pub read: F,
+struct Watch<F> {
+    waiter: Waiter,
+    read: F,
 }
 
 impl<F> std::fmt::Debug for Watch<F> {
