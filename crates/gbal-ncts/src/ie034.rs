@@ -5,7 +5,8 @@ use std::fmt;
 use gbal_core::{AccessCode, Grn, Tin};
 
 use crate::header::{self, Header, close, element, open};
-use crate::validate::{Document, Limits, MessageKind, Node, SchemaError, validate};
+use crate::kind::MessageKind;
+use crate::validate::{Document, Limits, Node, SchemaError, validate};
 
 /// MesTypMES20 of an IE034.
 pub const MESSAGE_TYPE: &str = "GB034A";

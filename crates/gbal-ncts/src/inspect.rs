@@ -1,8 +1,9 @@
 //! Reading any NCTS message gbal knows, whatever its kind.
 
 use crate::ie034::{ReceivedIe034, read_ie034};
+use crate::kind::MessageKind;
 use crate::reply::{Reply, read_reply};
-use crate::validate::{Limits, MessageKind, SchemaError, validate_any};
+use crate::validate::{Limits, SchemaError, validate_any};
 
 /// Any message gbal knows, validated and read.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,6 +7,7 @@
 pub mod header;
 pub mod ie034;
 pub mod inspect;
+pub mod kind;
 pub mod reply;
 pub mod schema;
 pub mod validate;
@@ -14,5 +15,6 @@ pub mod validate;
 pub use header::{Header, wrap_transit_request};
 pub use ie034::{Ie034, QueriedGuarantee, ReceivedIe034, parse_ie034};
 pub use inspect::{Message, inspect};
+pub use kind::MessageKind;
 pub use reply::{Ie037, Ie906, Ie917, Reply, UnwritableAmount, parse_reply};
-pub use validate::{Document, Limits, MessageKind, Node, SchemaError, validate, validate_any};
+pub use validate::{Document, Limits, Node, SchemaError, validate, validate_any};

@@ -5,7 +5,8 @@
 use gbal_core::{Amount, Balance, Currency, ErrorType, GuaranteeType, NctsError, Outcome};
 
 use crate::header::{self, Header, close, element, open};
-use crate::validate::{Document, Limits, MessageKind, Node, SchemaError, validate};
+use crate::kind::MessageKind;
+use crate::validate::{Document, Limits, Node, SchemaError, validate};
 
 /// A reply, validated and read.
 #[derive(Debug, Clone, PartialEq, Eq)]

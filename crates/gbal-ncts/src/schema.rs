@@ -8,7 +8,7 @@
 
 use std::fmt;
 
-use crate::validate::MessageKind;
+use crate::kind::MessageKind;
 
 /// One element of a sequence: its name, occurrence bounds and content.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
