@@ -44,12 +44,7 @@ impl BearerToken {
 
     /// Whether `presented` is this token, compared in constant time.
     pub fn matches(&self, presented: &str) -> bool {
-        let (a, b) = (self.0.as_bytes(), presented.as_bytes());
-        let mut diff = a.len() ^ b.len();
-        for (i, x) in a.iter().enumerate() {
-            diff |= usize::from(x ^ b.get(i).copied().unwrap_or(!x));
-        }
-        diff == 0
+        gbal_core::secret::constant_time_eq(self.0.as_bytes(), presented.as_bytes())
     }
 }
 
