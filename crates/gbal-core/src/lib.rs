@@ -15,6 +15,7 @@ pub mod id;
 pub mod ncts_error;
 pub mod outcome;
 pub mod request;
+pub mod secret;
 pub mod tin;
 pub mod tracker;
 
