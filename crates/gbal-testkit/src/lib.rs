@@ -1,4 +1,22 @@
 //! What every gbal crate's tests share. A dev-dependency only: no library of gbal depends on
 //! it, and it is never published.
+//!
+//! - [`database`]: a fresh PostgreSQL database per test, dropped after it;
+//! - [`clock`]: a clock the test sets and moves;
+//! - [`logs`] and [`metrics`]: log and metrics capture;
+//! - [`fake_tracker`]: one fake tracker over a real one, with injected failures, hangs,
+//!   delays or held locks, counting calls;
+//! - [`reference`]: the reference material kept in the repository (schemas, examples);
+//! - [`pgbench`]: `pgbench` running the tracker's per-request SQL, for the benchmarks.
 
+pub mod clock;
+pub mod database;
+pub mod fake_tracker;
+pub mod logs;
+pub mod metrics;
+pub mod pgbench;
 pub mod reference;
+
+pub use clock::TestClock;
+pub use database::{TestDatabase, with_database};
+pub use fake_tracker::{FakeTracker, Method, Times};

@@ -1,11 +1,12 @@
 //! `pgbench` running the tracker's own per-request SQL: the yardstick the benchmarks compare
 //! gbal's throughput with (the database work of one request, with nothing else around it).
+//! Used by the benchmarks of gbal-tracker and of the binary.
 
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use crate::postgres::sql;
+use gbal_tracker::postgres::{SESSION_ENABLE_SEQSCAN, sql};
 
 /// `sql` with `$1`, `$2`, ... replaced by pgbench expressions.
 fn substitute(sql: &str, params: &[&str]) -> String {
@@ -94,10 +95,7 @@ pub fn rate(
     std::fs::write(&path, script()).map_err(|e| format!("writing {}: {e}", path.display()))?;
     let mut command = Command::new(binary());
     // The session settings of the tracker's own connections, and the one asked for.
-    let mut pg_options = format!(
-        "-c enable_seqscan={}",
-        crate::postgres::SESSION_ENABLE_SEQSCAN
-    );
+    let mut pg_options = format!("-c enable_seqscan={SESSION_ENABLE_SEQSCAN}");
     if let Some(value) = synchronous_commit {
         pg_options.push_str(&format!(" -c synchronous_commit={value}"));
     }

@@ -21,9 +21,10 @@ use gbal_core::{
     ApiVersion, BalanceRequestId, CallerId, Completion, Grn, LockOutcome, NewBalanceRequest,
     Outcome, ReplyMatch, Tin, Tracker, UniqueReference,
 };
-use gbal_tracker::{PG_MIGRATOR, PgConfig, PgTracker};
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::{AssertSqlSafe, Executor};
+use gbal_testkit::{TestDatabase, pgbench};
+use gbal_tracker::{PgConfig, PgTracker};
+use sqlx::Executor;
+use sqlx::postgres::PgPool;
 use time::OffsetDateTime;
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
@@ -41,13 +42,11 @@ fn main() {
         rounds: env_or("GBAL_BENCH_ROUNDS", 3).max(1),
         synchronous_commit: std::env::var("GBAL_BENCH_SYNCHRONOUS_COMMIT").ok(),
     };
-    let url = std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("a Tokio runtime");
-    runtime.block_on(run(url, &settings));
+    runtime.block_on(run(&settings));
 }
 
 /// What the benchmark runs.
@@ -66,26 +65,10 @@ struct Settings {
     synchronous_commit: Option<String>,
 }
 
-async fn run(admin_url: String, settings: &Settings) {
-    let admin = PgPoolOptions::new()
-        .max_connections(1)
-        .connect(&admin_url)
-        .await
-        .expect("PostgreSQL at DATABASE_URL answers");
-    let name = format!("gbal_bench_{}", uuid::Uuid::now_v7().simple());
-    admin
-        .execute(AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .await
-        .expect("the role may create databases");
-    let options: PgConnectOptions = admin_url.parse().expect("a valid DATABASE_URL");
-    let url = database_url(&admin_url, options.get_host(), options.get_port(), &name);
-
-    let raw = PgPoolOptions::new()
-        .max_connections(1)
-        .connect(&url)
-        .await
-        .expect("connect to the benchmark database");
-    PG_MIGRATOR.run(&raw).await.expect("migrations apply");
+async fn run(settings: &Settings) {
+    let db = TestDatabase::migrated("gbal_bench").await;
+    let (name, url) = (db.name.clone(), db.url.clone());
+    let raw = db.pool().await;
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let sync = settings
         .synchronous_commit
@@ -159,12 +142,7 @@ async fn run(admin_url: String, settings: &Settings) {
     );
 
     raw.close().await;
-    admin
-        .execute(AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-        )))
-        .await
-        .expect("drop the benchmark database");
+    db.drop_database().await;
 }
 
 /// Empty, vacuumed tables and a checkpoint, so each run starts alike.
@@ -270,28 +248,15 @@ async fn tracker_run(url: &str, settings: &Settings) -> (u64, Duration) {
 /// Transactions per second of pgbench running the tracker's SQL.
 fn pgbench_rate(url: &str, settings: &Settings) -> f64 {
     if std::env::var_os("GBAL_BENCH_SHOW_SCRIPT").is_some() {
-        println!("pgbench script:\n{}", gbal_tracker::pgbench::script());
+        println!("pgbench script:\n{}", pgbench::script());
     }
-    gbal_tracker::pgbench::rate(
+    pgbench::rate(
         url,
         settings.clients,
         settings.duration,
         settings.synchronous_commit.as_deref(),
     )
     .unwrap_or_else(|e| panic!("{e}"))
-}
-
-/// `url` pointing at another host, port and database; user and parameters kept.
-fn database_url(url: &str, host: &str, port: u16, database: &str) -> String {
-    let (scheme, rest) = url.split_once("://").expect("a URL with a scheme");
-    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
-    let user = authority.rsplit_once('@').map(|(u, _)| format!("{u}@"));
-    let query = path.split_once('?').map(|(_, q)| format!("?{q}"));
-    format!(
-        "{scheme}://{}{host}:{port}/{database}{}",
-        user.unwrap_or_default(),
-        query.unwrap_or_default()
-    )
 }
 
 /// CPU time (user + system) of this process and of its finished children.

@@ -23,6 +23,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use gbal_testkit::pgbench;
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use serde::Serialize;
 use sqlx::Connection as _;
@@ -488,7 +489,7 @@ async fn run_mode(mode: &str, admin: &str, clients: usize, secs: u64, soak: u64)
     reset(&url).await;
     let url_for_pgbench = url.clone();
     let tps = tokio::task::spawn_blocking(move || {
-        gbal_tracker::pgbench::rate(&url_for_pgbench, PGBENCH_CLIENTS, duration, None)
+        pgbench::rate(&url_for_pgbench, PGBENCH_CLIENTS, duration, None)
     })
     .await
     .expect("pgbench task")
