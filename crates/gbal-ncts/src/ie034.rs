@@ -4,9 +4,11 @@ use std::fmt;
 
 use gbal_core::{AccessCode, Grn, Tin};
 
+use crate::document::{Document, Node};
+use crate::error::SchemaError;
 use crate::header::{self, Header, close, element, open};
 use crate::kind::MessageKind;
-use crate::validate::{Document, Limits, Node, SchemaError, validate};
+use crate::validate::{Limits, validate};
 
 /// MesTypMES20 of an IE034.
 pub const MESSAGE_TYPE: &str = "GB034A";

@@ -1,9 +1,10 @@
 //! Reading any NCTS message gbal knows, whatever its kind.
 
+use crate::error::SchemaError;
 use crate::ie034::{ReceivedIe034, read_ie034};
 use crate::kind::MessageKind;
 use crate::reply::{Reply, read_reply};
-use crate::validate::{Limits, SchemaError, validate_any};
+use crate::validate::{Limits, validate_any};
 
 /// Any message gbal knows, validated and read.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -4,9 +4,11 @@
 
 use gbal_core::{Amount, Balance, Currency, ErrorType, GuaranteeType, NctsError, Outcome};
 
+use crate::document::{Document, Node};
+use crate::error::SchemaError;
 use crate::header::{self, Header, close, element, open};
 use crate::kind::MessageKind;
-use crate::validate::{Document, Limits, Node, SchemaError, validate};
+use crate::validate::{Limits, validate};
 
 /// A reply, validated and read.
 #[derive(Debug, Clone, PartialEq, Eq)]

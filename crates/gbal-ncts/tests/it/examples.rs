@@ -218,3 +218,77 @@ fn xmllint_agrees_on_every_example() {
         assert_eq!(xmllint, schema_valid, "{name}");
     }
 }
+
+#[test]
+fn invalid_examples_point_at_the_bad_element() {
+    let read = |name: &str| read(&format!("invalid/{name}"));
+    let limits = Limits::default();
+
+    let errors = gbal_ncts::validate(
+        &read("IE034-access-code-5-chars.xml"),
+        MessageKind::Ie034,
+        &limits,
+    )
+    .expect_err("5 chars");
+    assert_eq!(
+        errors.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        ["line 23, column 7: AccCodCOD729: value has 5 characters, exactly 4 required"]
+    );
+    let errors = gbal_ncts::validate(&read("IE034-bad-date.xml"), MessageKind::Ie034, &limits)
+        .expect_err("bad date");
+    assert_eq!(
+        errors.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        ["line 6, column 3: DatOfPreMES9: value 'ABC12345' does not match [0-9]{6,8}"]
+    );
+    let errors = gbal_ncts::validate(
+        &read("IE037-missing-MesTypMES20.xml"),
+        MessageKind::Ie037,
+        &limits,
+    )
+    .expect_err("missing");
+    assert_eq!(
+        errors.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        ["line 11, column 3: element MesTypMES20 is missing, expected after MesIdeMES19"]
+    );
+    let errors = gbal_ncts::validate(
+        &read("IE037-negative-balance.xml"),
+        MessageKind::Ie037,
+        &limits,
+    )
+    .expect_err("negative");
+    assert_eq!((errors[0].line, errors[0].column), (28, 7));
+    let errors = gbal_ncts::validate(
+        &read("IE906-test-fixture-style-too-long-fields.xml"),
+        MessageKind::Ie906,
+        &limits,
+    )
+    .expect_err("too long");
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert!(
+        gbal_ncts::validate(
+            &read("IE037-no-BalEXP3-schema-valid-but-unparseable.xml"),
+            MessageKind::Ie037,
+            &limits
+        )
+        .is_ok()
+    );
+}
+
+#[test]
+fn valid_examples_pass() {
+    for (file, kind) in [
+        ("IE034-example.xml", MessageKind::Ie034),
+        ("IE037-example.xml", MessageKind::Ie037),
+        ("IE906-example.xml", MessageKind::Ie906),
+        (
+            "IE906-unsupported-guarantee-type-example.xml",
+            MessageKind::Ie906,
+        ),
+        ("IE917-example.xml", MessageKind::Ie917),
+        ("IE034-wire-body-example.txt", MessageKind::Ie034),
+    ] {
+        let xml = read(file);
+        let doc = gbal_ncts::validate(&xml, kind, &Limits::default());
+        assert!(doc.is_ok(), "{file}: {:?}", doc.err());
+    }
+}

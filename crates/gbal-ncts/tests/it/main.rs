@@ -5,3 +5,4 @@ mod examples;
 mod ie034_xmllint;
 mod reply_builders;
 mod support;
+mod validator;
