@@ -33,7 +33,7 @@ const PING_IDLE_AFTER: Duration = Duration::from_secs(1);
 /// Connections idle this long are closed.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
 
-/// The PostgreSQL connections of a [`crate::PgTracker`] (see [the module](self) for why it
+/// The PostgreSQL connections of a `PgTracker` (see [the module](self) for why it
 /// is not `sqlx::PgPool`).
 #[derive(Debug)]
 pub struct PgConnections {

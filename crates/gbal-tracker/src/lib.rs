@@ -19,7 +19,6 @@ pub mod expiry;
 mod listener;
 mod lock;
 mod lock_mirror;
-mod lock_mirror;
 pub mod postgres;
 mod row;
 pub mod sqlite;
@@ -27,8 +26,7 @@ mod waiters;
 
 pub use connections::PgConnections;
 pub use expiry::{expire_all, run_expiry, run_expiry_counting};
-pub use listener::LISTENER_APPLICATION_NAME;
+pub use listener::{COMPLETION_CHANNEL, LISTENER_APPLICATION_NAME};
 pub use lock_mirror::{LockMirror, MirrorCounts};
-pub use lock_mirror::{LockMirror, MirrorCounts};
-pub use postgres::{APPLICATION_NAME, COMPLETION_CHANNEL, PG_MIGRATOR, PgConfig, PgTracker};
+pub use postgres::{APPLICATION_NAME, PG_MIGRATOR, PgConfig, PgTracker};
 pub use sqlite::{DEFAULT_SQLITE_PATH, SQLITE_MIGRATOR, SqliteTracker};

@@ -1,4 +1,4 @@
-//! One `LISTEN` connection per [`crate::PgTracker`]: it turns completion notifications from
+//! One `LISTEN` connection per `PgTracker`: it turns completion notifications from
 //! any replica into wake-ups of this process's waiters, and reconnects by itself, with
 //! backoff, when its connection drops. After every (re)connection it wakes every waiter, so
 //! each reads its request again: notifications sent while it was away are lost.
@@ -11,8 +11,19 @@ use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 use tokio::sync::watch;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-use crate::postgres::COMPLETION_CHANNEL;
 use crate::waiters::Waiters;
+
+/// The name of the notification channel completions are announced on, as a literal, so that
+/// SQL written with `concat!` can name it too ([`COMPLETION_CHANNEL`] is the same name).
+macro_rules! completion_channel {
+    () => {
+        "gbal_request_completed"
+    };
+}
+pub(crate) use completion_channel;
+
+/// The notification channel completions are announced on; the payload is the request id.
+pub const COMPLETION_CHANNEL: &str = completion_channel!();
 
 /// First wait after a failed connection; doubles up to [`MAX_BACKOFF`].
 const MIN_BACKOFF: Duration = Duration::from_millis(50);

@@ -1,7 +1,8 @@
 //! [`Tracker`] on PostgreSQL: the production store, one database shared by every replica.
 //!
-//! Completions are announced with `pg_notify` on [`COMPLETION_CHANNEL`] in the statement that
-//! records them; each [`PgTracker`] keeps one listening connection of its own that wakes the
+//! Completions are announced with `pg_notify` on the completion channel
+//! ([`COMPLETION_CHANNEL`](crate::COMPLETION_CHANNEL)) in the statement that records
+//! them; each [`PgTracker`] keeps one listening connection of its own that wakes the
 //! waiters of its process, reconnecting by itself when it drops.
 
 use std::fmt;
@@ -22,16 +23,13 @@ use uuid::Uuid;
 
 use crate::connections::PgConnections;
 use crate::error::timed_out;
-use crate::listener::Listener;
+use crate::listener::{Listener, completion_channel};
 use crate::lock::{held_until, lock_expiry};
 use crate::row::{OutcomeColumns, StoredRequest};
 use crate::waiters::{self, Waiters};
 
 /// The PostgreSQL migrations (`migrations/postgres`).
 pub static PG_MIGRATOR: Migrator = sqlx::migrate!("../../migrations/postgres");
-
-/// The notification channel completions are announced on; the payload is the request id.
-pub const COMPLETION_CHANNEL: &str = "gbal_request_completed";
 
 /// How a pool connects to PostgreSQL.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,7 +85,9 @@ const COMPLETE: &str = concat!(
      AND ($8::text IS NULL OR message_ref = $8) RETURNING *) \
      SELECT ",
     request_columns!(),
-    " FROM done, LATERAL pg_notify('gbal_request_completed', done.id::text) AS notified"
+    " FROM done, LATERAL pg_notify('",
+    completion_channel!(),
+    "', done.id::text) AS notified"
 );
 
 const BY_MESSAGE_ID: &str = concat!(
@@ -613,6 +613,7 @@ impl Tracker for PgTracker {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::listener::COMPLETION_CHANNEL;
 
     #[test]
     fn the_completing_statement_notifies_on_the_channel() {

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use gbal_core::{Completion, Tracker};
+use gbal_testkit::database::tracker_config;
 use gbal_tracker::{APPLICATION_NAME, PgConfig, PgTracker};
 use sqlx::PgPool;
 
@@ -31,7 +32,7 @@ async fn the_tracker_never_opens_more_connections_than_configured() {
             statement_timeout: Duration::from_secs(10),
         };
         let tracker = Arc::new(PgTracker::connect(&db.url, &config).unwrap());
-        let raw = db.raw_pool().await;
+        let raw = db.pool().await;
         let at = now();
         let tasks: Vec<_> = (0..60)
             .map(|_| {
@@ -64,7 +65,7 @@ async fn operations_cancelled_half_way_do_not_poison_the_pool() {
     with_pg(|db| async move {
         let config = PgConfig {
             max_connections: 2,
-            ..crate::store::test_config()
+            ..tracker_config()
         };
         let tracker = Arc::new(PgTracker::connect(&db.url, &config).unwrap());
         let at = now();
@@ -118,10 +119,10 @@ async fn a_refused_insert_keeps_its_connection_usable() {
     with_pg(|db| async move {
         let config = PgConfig {
             max_connections: 1,
-            ..crate::store::test_config()
+            ..tracker_config()
         };
         let tracker = PgTracker::connect(&db.url, &config).unwrap();
-        let raw = db.raw_pool().await;
+        let raw = db.pool().await;
         let new = request_at(now());
         tracker.insert(&new).await.unwrap();
         let backend: i32 = sqlx::query_scalar(
@@ -153,8 +154,8 @@ async fn a_refused_insert_keeps_its_connection_usable() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_closed_pool_refuses_at_once_and_lets_its_connections_go() {
     with_pg(|db| async move {
-        let tracker = PgTracker::connect(&db.url, &crate::store::test_config()).unwrap();
-        let raw = db.raw_pool().await;
+        let tracker = PgTracker::connect(&db.url, &tracker_config()).unwrap();
+        let raw = db.pool().await;
         tracker.ping().await.unwrap();
         let (first, second) = (tracker.ping(), tracker.ping());
         let (a, b) = tokio::join!(first, second);

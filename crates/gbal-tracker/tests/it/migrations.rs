@@ -11,7 +11,7 @@ async fn postgres_migrations_apply_once_and_are_recorded() {
         let tracker = db.tracker().await;
         // Already applied by the test set-up: a second run changes nothing.
         tracker.migrate().await.expect("migrate again");
-        let raw = db.raw_pool().await;
+        let raw = db.pool().await;
         let applied: i64 =
             sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success")
                 .fetch_one(&raw)

@@ -6,18 +6,19 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use gbal_core::{BalanceRequestId, Completion, LockOutcome, Tracker, TrackerError};
+use gbal_testkit::database::{server_url, url_with_address};
 use gbal_tracker::{PgConfig, PgTracker};
 use sqlx::postgres::PgConnectOptions;
 
 use crate::fixture::{balance, caller, now, request_at};
 use crate::proxy::Proxy;
-use crate::store::{database_url, url_with, with_pg};
+use crate::store::with_pg;
 
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(1);
 const MARGIN: Duration = Duration::from_millis(750);
 
 async fn upstream() -> SocketAddr {
-    let options: PgConnectOptions = database_url().parse().expect("a valid DATABASE_URL");
+    let options: PgConnectOptions = server_url().parse().expect("a valid DATABASE_URL");
     tokio::net::lookup_host((options.get_host(), options.get_port()))
         .await
         .expect("resolve the database host")
@@ -46,7 +47,7 @@ async fn assert_unavailable<T: std::fmt::Debug>(
 async fn an_unreachable_database_is_unavailable_in_time_and_the_pool_recovers() {
     with_pg(|db| async move {
         let proxy = Proxy::start(upstream().await).await;
-        let url = url_with(&db.url, "127.0.0.1", proxy.port(), &db.name);
+        let url = url_with_address(&db.url, "127.0.0.1", proxy.port());
         let config = PgConfig {
             max_connections: 3,
             acquire_timeout: ACQUIRE_TIMEOUT,

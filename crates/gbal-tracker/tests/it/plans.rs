@@ -2,11 +2,12 @@
 //! were made while the tables were empty (a new database, or one the expiry job and vacuum
 //! emptied): a prepared statement keeps its plan as the table grows.
 
+use gbal_testkit::database::tracker_config;
 use gbal_tracker::postgres::{session_options, sql};
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection};
 
-use crate::store::{test_config, with_pg};
+use crate::store::with_pg;
 
 const NOW: &str = "now()";
 const MESSAGE_ID: &str = "'\\x000000000000000000000000'::bytea";
@@ -102,7 +103,7 @@ async fn session(options: &PgConnectOptions) -> PgConnection {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_lookup_takes_its_index_when_planned_on_empty_tables() {
     with_pg(|db| async move {
-        let raw = db.raw_pool().await;
+        let raw = db.pool().await;
         // Vacuumed empty: the planner knows the tables hold nothing.
         for table in ["balance_requests", "request_locks"] {
             sqlx::raw_sql(sqlx::AssertSqlSafe(format!("VACUUM {table}")))
@@ -121,7 +122,7 @@ async fn every_lookup_takes_its_index_when_planned_on_empty_tables() {
         plain.close().await.unwrap();
 
         // The tracker's sessions take each lookup's own index.
-        let mut tracker = session(&session_options(options, &test_config())).await;
+        let mut tracker = session(&session_options(options, &tracker_config())).await;
         for (n, (statement, types, values, index)) in lookups().into_iter().enumerate() {
             let plan =
                 generic_plan(&mut tracker, &format!("s{n}"), statement, types, &values).await;

@@ -88,7 +88,7 @@ async fn a_completion_on_one_replica_wakes_a_waiter_on_another_within_100ms() {
 async fn a_completion_without_notification_is_found_by_the_final_read() {
     with_pg(|db| async move {
         let a = db.tracker().await;
-        let raw = db.raw_pool().await;
+        let raw = db.pool().await;
         let at = now();
         let new = request_at(at);
         a.insert(&new).await.unwrap();
@@ -126,7 +126,7 @@ async fn a_killed_listener_reconnects_and_no_answer_is_lost() {
     with_pg(|db| async move {
         let a = db.tracker().await;
         let b = db.tracker().await;
-        let raw = db.raw_pool().await;
+        let raw = db.pool().await;
         let old = listener_pids(&raw, &db.name).await;
         assert_eq!(old.len(), 2, "one listener per tracker");
 
