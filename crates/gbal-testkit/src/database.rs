@@ -252,7 +252,24 @@ where
     F: FnOnce(Arc<TestDatabase>) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let db = Arc::new(TestDatabase::create(prefix).await);
+    run(TestDatabase::create(prefix).await, limit, test).await;
+}
+
+/// [`with_database`] on a database with gbal's PostgreSQL migrations applied.
+pub async fn with_migrated_database<F, Fut>(prefix: &str, limit: Duration, test: F)
+where
+    F: FnOnce(Arc<TestDatabase>) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    run(TestDatabase::migrated(prefix).await, limit, test).await;
+}
+
+async fn run<F, Fut>(db: TestDatabase, limit: Duration, test: F)
+where
+    F: FnOnce(Arc<TestDatabase>) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let db = Arc::new(db);
     let task = tokio::spawn(test(Arc::clone(&db)));
     let abort = task.abort_handle();
     let outcome = tokio::time::timeout(limit, task).await;
@@ -295,10 +312,9 @@ mod tests {
     async fn a_database_is_made_for_the_test_and_dropped_after_it_whatever_happens() {
         let seen = Arc::new(Mutex::new(String::new()));
         let name = Arc::clone(&seen);
-        with_database("gbal_testkit", Duration::from_secs(60), |db| async move {
+        with_migrated_database("gbal_testkit", Duration::from_secs(60), |db| async move {
             assert!(db.name.starts_with("gbal_testkit_"), "{}", db.name);
             assert!(exists(&db.name).await);
-            db.migrate().await;
             let pool = db.pool().await;
             let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM balance_requests")
                 .fetch_one(&pool)

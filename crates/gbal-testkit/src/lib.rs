@@ -18,5 +18,5 @@ pub mod pgbench;
 pub mod reference;
 
 pub use clock::TestClock;
-pub use database::{TestDatabase, with_database};
+pub use database::{TestDatabase, with_database, with_migrated_database};
 pub use fake_tracker::{FakeTracker, Method, Times};
