@@ -3,15 +3,16 @@
 use gbal_core::Gms;
 use gbal_gms::call_metrics::{CALL_DURATION, CALLS};
 use gbal_gms::{Dataset, EmbeddedConfig, EmbeddedSimulator, NctsXmlConfig, NctsXmlGms};
+use gbal_testkit::metrics::MetricsCapture;
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::support::{MetricsCapture, RecordingSink, context, fast, query, url};
+use crate::support::{RecordingSink, context, fast, query, url};
 
 #[tokio::test(flavor = "current_thread")]
 async fn every_submit_is_measured_by_transport_and_outcome() {
     let recorder = MetricsCapture::default();
-    let _guard = metrics::set_default_local_recorder(&recorder);
+    let _guard = recorder.install();
 
     let (sink, _) = RecordingSink::new();
     let sim = EmbeddedSimulator::new(EmbeddedConfig::new(Dataset::sandbox()), sink);
@@ -42,8 +43,14 @@ async fn every_submit_is_measured_by_transport_and_outcome() {
         "unavailable",
         "garbled",
     ];
-    assert_eq!(recorder.outcomes(CALLS, "simulator"), expected);
-    assert_eq!(recorder.outcomes(CALL_DURATION, "simulator"), expected);
+    assert_eq!(
+        recorder.label_values(CALLS, ("transport", "simulator"), "outcome"),
+        expected
+    );
+    assert_eq!(
+        recorder.label_values(CALL_DURATION, ("transport", "simulator"), "outcome"),
+        expected
+    );
 
     let server = MockServer::start().await;
     Mock::given(method("POST"))
@@ -55,6 +62,12 @@ async fn every_submit_is_measured_by_transport_and_outcome() {
     let _ = gms
         .submit(&query("26GB0000010000012", None, "AC01"), &context())
         .await;
-    assert_eq!(recorder.outcomes(CALLS, "ncts-xml"), ["rejected"]);
-    assert_eq!(recorder.outcomes(CALL_DURATION, "ncts-xml"), ["rejected"]);
+    assert_eq!(
+        recorder.label_values(CALLS, ("transport", "ncts-xml"), "outcome"),
+        ["rejected"]
+    );
+    assert_eq!(
+        recorder.label_values(CALL_DURATION, ("transport", "ncts-xml"), "outcome"),
+        ["rejected"]
+    );
 }

@@ -1,13 +1,12 @@
 //! The embedded simulator: the full message path in process, late replies to the sink, the
 //! behaviours, and the query limit on a controlled clock.
 
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use gbal_core::{Balance, Clock, Gms, GmsError, Outcome, Rejection, Submission};
+use gbal_core::{Balance, Gms, GmsError, Outcome, Rejection, Submission};
 use gbal_gms::simulator::simulated_xml_error;
 use gbal_gms::{Dataset, EmbeddedConfig, EmbeddedSimulator, QueryLimit};
-use time::OffsetDateTime;
+use gbal_testkit::TestClock;
 use time::macros::datetime;
 
 use crate::support::{PATIENCE, RecordingSink, context, query};
@@ -234,19 +233,10 @@ async fn a_submit_status_is_what_an_http_adapter_would_make_of_it() {
     assert_eq!(result, Err(GmsError::Rejected { status: 429 }));
 }
 
-#[derive(Debug)]
-struct TestClock(Mutex<OffsetDateTime>);
-
-impl Clock for TestClock {
-    fn now(&self) -> OffsetDateTime {
-        *self.0.lock().expect("clock")
-    }
-}
-
 #[tokio::test]
 async fn the_query_limit_holds_per_tin_on_the_clock() {
     let (sink, _) = RecordingSink::new();
-    let clock = Arc::new(TestClock(Mutex::new(datetime!(2026-11-21 00:00 UTC))));
+    let clock = TestClock::at(datetime!(2026-11-21 00:00 UTC));
     let mut config = EmbeddedConfig::new(dataset());
     config.query_limit = QueryLimit {
         per_tin: 2,
@@ -270,7 +260,7 @@ async fn the_query_limit_holds_per_tin_on_the_clock() {
         Ok(Submission::Answered(balance("50000"))),
         "no TIN, no limit"
     );
-    *clock.0.lock().expect("clock") += time::Duration::hours(24);
+    clock.advance(time::Duration::hours(24));
     assert_eq!(
         sim.submit(&q, &context()).await,
         Ok(Submission::Answered(balance("50000")))

@@ -8,9 +8,7 @@ use gbal_gms::{
     NctsXmlConfig, NctsXmlGms, SimulatorConfig,
 };
 
-use crate::support::{
-    RecordingSink, ReplyListener, RunningSimulator, capture_logs, context, fast, query, url,
-};
+use crate::support::{RecordingSink, ReplyListener, RunningSimulator, context, fast, query, url};
 
 /// A code no other text in the logs can contain by chance.
 const CODE: &str = "QZ7X";
@@ -40,7 +38,7 @@ fn dataset() -> Dataset {
 
 #[tokio::test(flavor = "current_thread")]
 async fn the_access_code_never_reaches_a_log_line() {
-    let (logs, _guard) = capture_logs();
+    let (logs, _guard) = gbal_testkit::logs::capture();
     let mut listener = ReplyListener::start().await;
     let mut config = SimulatorConfig::new(dataset());
     config.token = Some(BearerToken::new("t"));

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
-use crate::support::{capture_logs, context, fast, query, refusing_addr, url};
+use crate::support::{context, fast, query, refusing_addr, url};
 
 const PATH: &str = "/movements/messages";
 
@@ -219,7 +219,7 @@ async fn other_5xx_are_unavailable_and_not_retried() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn connection_refused_is_retried_then_unavailable() {
-    let (logs, _guard) = capture_logs();
+    let (logs, _guard) = gbal_testkit::logs::capture();
     let addr = refusing_addr().await;
     let gms = NctsXmlGms::new(NctsXmlConfig::new(fast(url(addr, PATH), "t"))).expect("client");
     let q = query("26GB0000010000012", None, "AC01");

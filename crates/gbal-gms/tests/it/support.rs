@@ -1,11 +1,9 @@
 //! Shared test helpers: queries and contexts, fast adapter configurations, the simulator on
-//! port 0, a reply listener standing in for gbal's internal listener, a reply sink, and
-//! captures of log lines and metrics.
+//! port 0, a reply listener standing in for gbal's internal listener, and a reply sink. Log
+//! and metrics capture come from gbal-testkit.
 
-use std::fmt::{Debug, Write as _};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -24,9 +22,6 @@ use gbal_gms::{
 use time::macros::datetime;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
-use tracing::field::{Field, Visit};
-use tracing::span::{Attributes, Id, Record};
-use tracing::{Event, Metadata, Subscriber};
 
 /// Every test's upper bound on waiting for something that should happen.
 pub const PATIENCE: Duration = Duration::from_secs(5);
@@ -212,164 +207,5 @@ impl RecordingSink {
 impl ReplySink for RecordingSink {
     async fn deliver(&self, message_id: MessageId, outcome: Outcome) {
         let _ = self.tx.send((message_id, outcome));
-    }
-}
-
-/// Log lines captured by [`capture_logs`]: every event and span field, at every level.
-#[derive(Clone, Default)]
-pub struct Logs(Arc<Mutex<String>>);
-
-impl Logs {
-    pub fn text(&self) -> String {
-        self.0.lock().expect("log buffer").clone()
-    }
-}
-
-struct CaptureSubscriber {
-    out: Logs,
-    next_id: AtomicU64,
-}
-
-struct Fields<'a>(&'a mut String);
-
-impl Visit for Fields<'_> {
-    fn record_debug(&mut self, field: &Field, value: &dyn Debug) {
-        let _ = write!(self.0, " {}={:?}", field.name(), value);
-    }
-}
-
-impl Subscriber for CaptureSubscriber {
-    fn enabled(&self, _: &Metadata<'_>) -> bool {
-        true
-    }
-
-    fn new_span(&self, span: &Attributes<'_>) -> Id {
-        let mut line = format!("span {}:", span.metadata().name());
-        span.record(&mut Fields(&mut line));
-        line.push('\n');
-        self.out.0.lock().expect("log buffer").push_str(&line);
-        Id::from_u64(self.next_id.fetch_add(1, Ordering::Relaxed) + 1)
-    }
-
-    fn record(&self, _: &Id, values: &Record<'_>) {
-        let mut line = "span record:".to_owned();
-        values.record(&mut Fields(&mut line));
-        line.push('\n');
-        self.out.0.lock().expect("log buffer").push_str(&line);
-    }
-
-    fn record_follows_from(&self, _: &Id, _: &Id) {}
-
-    fn event(&self, event: &Event<'_>) {
-        let mut line = format!(
-            "{} {}:",
-            event.metadata().level(),
-            event.metadata().target()
-        );
-        event.record(&mut Fields(&mut line));
-        line.push('\n');
-        self.out.0.lock().expect("log buffer").push_str(&line);
-    }
-
-    fn enter(&self, _: &Id) {}
-
-    fn exit(&self, _: &Id) {}
-}
-
-/// Captures every log line of this thread while the guard lives (use a current-thread
-/// runtime, so that spawned tasks run on this thread too).
-pub fn capture_logs() -> (Logs, tracing::subscriber::DefaultGuard) {
-    let logs = Logs::default();
-    let subscriber = CaptureSubscriber {
-        out: logs.clone(),
-        next_id: AtomicU64::new(0),
-    };
-    let guard = tracing::subscriber::set_default(subscriber);
-    (logs, guard)
-}
-
-/// A registered metric handle: its name and labels.
-type Registered = (String, Vec<(String, String)>);
-
-/// Metric handles registered through a local recorder.
-#[derive(Debug, Default)]
-pub struct MetricsCapture {
-    seen: Mutex<Vec<Registered>>,
-}
-
-impl MetricsCapture {
-    fn push(&self, key: &metrics::Key) {
-        let labels = key
-            .labels()
-            .map(|l| (l.key().to_owned(), l.value().to_owned()))
-            .collect();
-        self.seen
-            .lock()
-            .expect("metrics")
-            .push((key.name().to_owned(), labels));
-    }
-
-    /// The `outcome` labels recorded for `name` and `transport`.
-    pub fn outcomes(&self, name: &str, transport: &str) -> Vec<String> {
-        self.seen
-            .lock()
-            .expect("metrics")
-            .iter()
-            .filter(|(n, labels)| {
-                n == name
-                    && labels
-                        .iter()
-                        .any(|(k, v)| k == "transport" && v == transport)
-            })
-            .filter_map(|(_, labels)| {
-                labels
-                    .iter()
-                    .find(|(k, _)| k == "outcome")
-                    .map(|(_, v)| v.clone())
-            })
-            .collect()
-    }
-}
-
-impl metrics::Recorder for MetricsCapture {
-    fn describe_counter(
-        &self,
-        _: metrics::KeyName,
-        _: Option<metrics::Unit>,
-        _: metrics::SharedString,
-    ) {
-    }
-    fn describe_gauge(
-        &self,
-        _: metrics::KeyName,
-        _: Option<metrics::Unit>,
-        _: metrics::SharedString,
-    ) {
-    }
-    fn describe_histogram(
-        &self,
-        _: metrics::KeyName,
-        _: Option<metrics::Unit>,
-        _: metrics::SharedString,
-    ) {
-    }
-
-    fn register_counter(&self, key: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Counter {
-        self.push(key);
-        metrics::Counter::noop()
-    }
-
-    fn register_gauge(&self, key: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Gauge {
-        self.push(key);
-        metrics::Gauge::noop()
-    }
-
-    fn register_histogram(
-        &self,
-        key: &metrics::Key,
-        _: &metrics::Metadata<'_>,
-    ) -> metrics::Histogram {
-        self.push(key);
-        metrics::Histogram::noop()
     }
 }

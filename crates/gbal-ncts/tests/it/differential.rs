@@ -19,7 +19,9 @@ use gbal_ncts::{Limits, MessageKind, validate, validate_any};
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::reader::Reader;
 
-use crate::support::{xmllint_verdicts, xsd_dir};
+use gbal_testkit::reference;
+
+use crate::support::xmllint_verdicts;
 
 /// Documents per message kind unless `GBAL_DIFF_CASES` says otherwise.
 const CASES_PER_KIND: usize = 1250;
@@ -858,7 +860,7 @@ fn attribute(e: &BytesStart<'_>, name: &str) -> Option<String> {
 }
 
 fn read_xsd(xsd: &mut Xsd, file: &str) {
-    let path = xsd_dir().join(file);
+    let path = reference::xsd(file);
     let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut reader = Reader::from_str(&text);
     let mut depth = 0;

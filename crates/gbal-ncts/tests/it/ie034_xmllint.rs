@@ -3,6 +3,7 @@
 
 use gbal_core::{AccessCode, Grn, MessageId, Tin, UniqueReference};
 use gbal_ncts::{Header, Ie034, Limits, MessageKind, parse_ie034};
+use gbal_testkit::reference;
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, TestRunner};
@@ -81,22 +82,19 @@ fn wire_form_is_wrapped_and_checked() {
 }
 
 #[test]
-fn builder_matches_the_reference_wire_example() {
+fn builder_matches_the_wire_example() {
     let case = Ie034 {
         header: Header {
-            sender: "MDTP-GUA-614070cf24ee48e6a18997d1".to_owned(),
+            sender: "MDTP-GUA-3f9c2a7e51d04b8c96e0a4d2".to_owned(),
             recipient: "NTA.GB".to_owned(),
-            prepared_at: time::macros::datetime!(2021-09-14 09:52:15 UTC),
-            message_ref: "jh8v8a7z7hzmq3".parse().expect("reference"),
+            prepared_at: time::macros::datetime!(2025-03-17 14:06:41 UTC),
+            message_ref: "q7d2k9m4x1v8ce".parse().expect("reference"),
         },
-        grn: Grn::parse_v1("22GB0000010000313").expect("grn"),
-        tin: Some(Tin::parse("GB954131533000").expect("tin")),
-        access_code: AccessCode::parse("AC01").expect("code"),
+        grn: Grn::parse_v1("25GB4K7P2W9X3M6T1").expect("grn"),
+        tin: Some(Tin::parse("GB318274650000").expect("tin")),
+        access_code: AccessCode::parse("K3V9").expect("code"),
     };
-    let expected = std::fs::read_to_string(
-        crate::support::xsd_dir().join("examples/IE034-wire-body-example.txt"),
-    )
-    .expect("wire example");
+    let expected = reference::message("valid/IE034-transit-request.xml");
     assert_eq!(case.build_wire().expect("valid"), expected.trim_end());
 }
 

@@ -1,30 +1,15 @@
-//! Shared test support: where the reference XSDs live and xmllint's verdicts.
+//! xmllint's verdicts, against the XSDs kept in the repository.
 
 use std::fs;
 use std::path::PathBuf;
 use std::process::Command;
 
 use gbal_ncts::MessageKind;
-
-/// The reference XSD directory: `GBAL_XSD_DIR`, else `shared/reference/xsd` next to the
-/// checkout. Panics if it is missing: these tests never skip.
-pub fn xsd_dir() -> PathBuf {
-    let dir = std::env::var_os("GBAL_XSD_DIR").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/reference/xsd"),
-        PathBuf::from,
-    );
-    assert!(
-        dir.join("CD034A.xsd").is_file(),
-        "reference XSD directory {} is missing (set GBAL_XSD_DIR to the directory holding \
-         CD034A.xsd, CD037A.xsd, CD906A.xsd and CC917A.xsd)",
-        dir.display()
-    );
-    dir
-}
+use gbal_testkit::reference;
 
 /// The XSD file of a message kind.
 pub fn xsd_for(kind: MessageKind) -> PathBuf {
-    xsd_dir().join(format!("{}.xsd", kind.root()))
+    reference::xsd(&format!("{}.xsd", kind.root()))
 }
 
 /// Documents per xmllint invocation (each one loads the schema once).
