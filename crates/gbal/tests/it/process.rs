@@ -24,19 +24,9 @@ pub fn run(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     cmd.output().expect("run gbal")
 }
 
-/// The reference examples.
+/// gbal's example messages (`valid/` and `invalid/`), kept in the repository.
 pub fn examples_dir() -> PathBuf {
-    let shared = std::env::var_os("GBAL_SHARED_DIR").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"),
-        PathBuf::from,
-    );
-    let dir = shared.join("reference/xsd/examples");
-    assert!(
-        dir.is_dir(),
-        "{} is missing (set GBAL_SHARED_DIR)",
-        dir.display()
-    );
-    dir
+    gbal_testkit::reference::messages_dir()
 }
 
 /// A running `gbal serve`, killed when dropped.
