@@ -20,12 +20,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use gbal_testkit::{TestDatabase, with_database};
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 
-use crate::process::{
-    Server, Sim, TestDatabase, dev_token, free_port, http_client, wait_ready_at, with_database,
-};
+use crate::process::{Server, Sim, dev_token, free_port, http_client, wait_ready_at};
 
 const V1: &str = "application/vnd.hmrc.1.0+json";
 const V2: &str = "application/vnd.hmrc.2.0+json";

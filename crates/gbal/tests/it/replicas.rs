@@ -24,10 +24,11 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use gbal_testkit::with_database;
 use serde_json::{Value, json};
 
 use crate::faults::{REPLY_TOKEN, start_gbal, start_sim};
-use crate::process::{Server, dev_token, http_client, wait_ready_at, with_database};
+use crate::process::{Server, dev_token, http_client, wait_ready_at};
 
 const V1: &str = "application/vnd.hmrc.1.0+json";
 const V2: &str = "application/vnd.hmrc.2.0+json";
