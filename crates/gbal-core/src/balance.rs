@@ -5,8 +5,9 @@
 //! through [`Gms`] (the adapter builds the IE034 and self-checks it against CD034A before
 //! anything is sent; a message that fails its own check comes back as
 //! [`GmsError::Internal`]), then either store the answer GMS gave at once or wait for the reply
-//! to complete the request, up to the version's wait. The in-process rate limits (governor)
-//! are the HTTP layer's business and run before [`BalanceService::check`].
+//! to complete the request, up to the version's wait. The per-caller request rate (governor)
+//! is the HTTP layer's business and runs before [`BalanceService::check`]; a replica's memory
+//! of held locks is a caching decorator of the [`Tracker`], so the service never knows of it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -56,10 +57,41 @@ pub struct CallContext {
 /// How a check ended, short of an error.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CheckOutcome {
-    /// GMS answered; the request carries its outcome.
-    Completed(BalanceRequest),
+    /// GMS answered.
+    Completed(Answered),
     /// No answer within the wait; the request is recorded and still pending.
     Pending(BalanceRequest),
+}
+
+/// A request GMS answered, with the outcome it was completed with: a completed check cannot
+/// lack its outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answered {
+    request: BalanceRequest,
+    outcome: Outcome,
+}
+
+impl CheckOutcome {
+    /// Where a recorded request leaves a check: completed when it has its outcome, pending
+    /// when not.
+    pub fn of(request: BalanceRequest) -> Self {
+        match request.outcome.clone() {
+            Some(outcome) => Self::Completed(Answered { request, outcome }),
+            None => Self::Pending(request),
+        }
+    }
+}
+
+impl Answered {
+    /// The request as recorded.
+    pub fn request(&self) -> &BalanceRequest {
+        &self.request
+    }
+
+    /// What GMS answered.
+    pub fn outcome(&self) -> &Outcome {
+        &self.outcome
+    }
 }
 
 /// Why a check failed. Each variant is one class of HTTP answer.
@@ -225,7 +257,13 @@ impl BalanceService {
                     // A reply that raced the answer keeps its place: the first one wins.
                     Completion::Stored(request)
                     | Completion::Duplicate(request)
-                    | Completion::Conflict(request) => Ok(CheckOutcome::Completed(request)),
+                    | Completion::Conflict(request) => match CheckOutcome::of(request) {
+                        completed @ CheckOutcome::Completed(_) => Ok(completed),
+                        CheckOutcome::Pending(r) => Err(CheckError::Internal(format!(
+                            "request {} was stored without its outcome",
+                            r.id
+                        ))),
+                    },
                     Completion::NotFound | Completion::Unmatched(_) => Err(CheckError::Internal(
                         format!("request {} vanished before its answer was stored", new.id),
                     )),
@@ -237,8 +275,7 @@ impl BalanceService {
                     ApiVersion::V2 => self.config.v2_wait,
                 };
                 match watch.wait(wait).await.map_err(tracker_error)? {
-                    Some(request) if request.is_completed() => Ok(CheckOutcome::Completed(request)),
-                    Some(request) => Ok(CheckOutcome::Pending(request)),
+                    Some(request) => Ok(CheckOutcome::of(request)),
                     None => Err(CheckError::Internal(format!(
                         "request {} vanished while waiting for its reply",
                         new.id

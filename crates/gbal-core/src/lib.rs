@@ -22,8 +22,8 @@ pub mod tracker;
 pub use access_code::AccessCode;
 pub use amount::{Amount, Currency};
 pub use balance::{
-    BalanceConfig, BalanceService, CallContext, CheckError, CheckOutcome, ReplyError, ReplyFields,
-    ReplyRecorded,
+    Answered, BalanceConfig, BalanceService, CallContext, CheckError, CheckOutcome, ReplyError,
+    ReplyFields, ReplyRecorded,
 };
 pub use clock::{Clock, SystemClock};
 pub use field::{FieldError, FieldErrors};
