@@ -1,4 +1,6 @@
-//! Versioning by `Accept`: the extractors [`AcceptV1`] and [`AcceptV2`].
+//! Versioning by `Accept`: the extractors [`AcceptV1`] and [`AcceptV2`], the OpenAPI schemas
+//! of the header, and the versions as types ([`V1`], [`V2`]) for the extractors whose refusals
+//! differ by version.
 
 use axum::extract::FromRequestParts;
 use axum::http::header;
@@ -6,6 +8,28 @@ use axum::http::request::Parts;
 use gbal_core::ApiVersion;
 
 use crate::error::ApiError;
+
+/// An API version as a type.
+pub(crate) trait Version: Send + Sync + 'static {
+    /// The version.
+    const API: ApiVersion;
+}
+
+/// API v1, as a type.
+#[derive(Debug)]
+pub(crate) enum V1 {}
+
+/// API v2, as a type.
+#[derive(Debug)]
+pub(crate) enum V2 {}
+
+impl Version for V1 {
+    const API: ApiVersion = ApiVersion::V1;
+}
+
+impl Version for V2 {
+    const API: ApiVersion = ApiVersion::V2;
+}
 
 /// The media type of API v1.
 pub(crate) const V1_MEDIA_TYPE: &str = "application/vnd.hmrc.1.0+json";
@@ -53,6 +77,27 @@ impl<S: Send + Sync> FromRequestParts<S> for AcceptV2 {
         } else {
             Err(ApiError::NotAcceptable(ApiVersion::V2))
         }
+    }
+}
+
+/// The header's schemas in the OpenAPI document.
+pub(crate) mod schema {
+    /// The `Accept` of API v1: the one media type that selects it (a request may list others
+    /// beside it; without it the answer is 406).
+    #[derive(Debug, utoipa::ToSchema)]
+    #[allow(dead_code)]
+    pub(crate) enum AcceptV1 {
+        #[schema(rename = "application/vnd.hmrc.1.0+json")]
+        V1,
+    }
+
+    /// The `Accept` of API v2: the one media type that selects it (a request may list others
+    /// beside it; without it the answer is 406).
+    #[derive(Debug, utoipa::ToSchema)]
+    #[allow(dead_code)]
+    pub(crate) enum AcceptV2 {
+        #[schema(rename = "application/vnd.hmrc.2.0+json")]
+        V2,
     }
 }
 

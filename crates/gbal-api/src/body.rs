@@ -1,6 +1,7 @@
-//! Request bodies: the extractors [`V1Body`] and [`V2Body`]. Both refuse a body that is not
-//! JSON by its `Content-Type` (415) or is over the limit (413), then read the shape of their
-//! version. Field rules are the handlers' (parsing into domain types), after the body.
+//! What a balance check asks, read from the request: the extractors [`V1Query`] and
+//! [`V2Query`]. Both refuse a body that is not JSON by its `Content-Type` (415) or is over the
+//! limit (413), then read the shape of their version's body, then parse the fields into
+//! domain types (every broken rule reported, in the contract's order).
 //!
 //! [`v1_query`] and [`v2_query`] run the same steps on bytes, without an HTTP request, for
 //! the fuzz target `request_bodies`.
@@ -8,25 +9,33 @@
 use std::collections::BTreeMap;
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::{StatusCode, header};
-use gbal_core::BalanceQuery;
+use gbal_core::{AccessCode, BalanceQuery, Grn, Tin};
 use serde_json::Value;
 
 use crate::error::ApiError;
 
-/// The fields of a v1 `POST /balances` body, as strings not yet checked against their rules.
+/// The query of a v1 `POST /balances`: its body's TIN, GRN and access code.
 #[derive(Debug)]
-pub(crate) struct V1Body {
-    pub tax_identifier: String,
-    pub guarantee_reference: String,
-    pub access_code: String,
+pub(crate) struct V1Query(pub BalanceQuery);
+
+/// The query of a v2 `POST /{grn}/balance`: the path's GRN and the body's access code.
+#[derive(Debug)]
+pub(crate) struct V2Query(pub BalanceQuery);
+
+/// The fields of a v1 body, as strings not yet checked against their rules.
+#[derive(Debug)]
+struct V1Body {
+    tax_identifier: String,
+    guarantee_reference: String,
+    access_code: String,
 }
 
-/// The access code of a v2 `POST /{grn}/balance` body, not yet checked against its rules.
+/// The access code of a v2 body, not yet checked against its rules.
 #[derive(Debug)]
-pub(crate) struct V2Body {
-    pub access_code: String,
+struct V2Body {
+    access_code: String,
 }
 
 /// `application/json`, `text/json` or any `+json` type, parameters ignored.
@@ -102,17 +111,41 @@ impl V1Body {
     }
 }
 
-impl<S: Send + Sync> FromRequest<S> for V1Body {
+impl<S: Send + Sync> FromRequest<S> for V1Query {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
         let bytes = json_bytes(request, state).await?;
-        Self::from_json(&bytes)
+        v1_query(&bytes).map(V1Query)
+    }
+}
+
+/// The fields of a v1 body, every broken rule reported in order.
+fn v1_fields(body: &V1Body) -> Result<BalanceQuery, ApiError> {
+    let mut errors = Vec::new();
+    let tin = Tin::parse(&body.tax_identifier)
+        .map_err(|e| errors.extend(e.0))
+        .ok();
+    let grn = Grn::parse_v1(&body.guarantee_reference)
+        .map_err(|e| errors.extend(e.0))
+        .ok();
+    let access_code = AccessCode::parse(&body.access_code)
+        .map_err(|e| errors.extend(e.0))
+        .ok();
+    match (tin, grn, access_code) {
+        (Some(tin), Some(grn), Some(access_code)) => Ok(BalanceQuery {
+            grn,
+            access_code,
+            tin: Some(tin),
+        }),
+        _ => Err(ApiError::InvalidFields(errors)),
     }
 }
 
 /// The message of a v2 body without a string `accessCode`.
-pub(crate) const ACCESS_CODE_NOT_SUPPLIED: &str = "The access code was not supplied.";
+const ACCESS_CODE_NOT_SUPPLIED: &str = "The access code was not supplied.";
+/// The message of an access code that breaks its rules (the value is never echoed).
+const ACCESS_CODE_FORMAT: &str = "Access code must be four alphanumeric characters.";
 
 impl V2Body {
     /// The shape of a v2 body: a JSON object with a string `accessCode` (extra fields
@@ -129,29 +162,45 @@ impl V2Body {
     }
 }
 
-impl<S: Send + Sync> FromRequest<S> for V2Body {
+impl<S: Send + Sync> FromRequest<S> for V2Query {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
-        let bytes = json_bytes(request, state).await?;
-        Self::from_json(&bytes)
+        let (mut parts, body) = request.into_parts();
+        let Path(grn) = Path::<String>::from_request_parts(&mut parts, state)
+            .await
+            .map_err(|rejection| ApiError::from_status(rejection.status()))?;
+        let bytes = json_bytes(Request::from_parts(parts, body), state).await?;
+        v2_query(&grn, &bytes).map(V2Query)
     }
+}
+
+/// The GRN of the path and the access code of the body, checked in that order.
+fn v2_fields(grn: &str, body: &V2Body) -> Result<BalanceQuery, ApiError> {
+    let grn = Grn::parse_v2(grn).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let access_code = AccessCode::parse(&body.access_code)
+        .map_err(|_| ApiError::BadRequest(ACCESS_CODE_FORMAT.to_owned()))?;
+    Ok(BalanceQuery {
+        grn,
+        access_code,
+        tin: None,
+    })
 }
 
 /// What API v1 makes of the bytes of a `POST /balances` body once the `Content-Type` and size
 /// checks passed: the validated query, or the 400 it answers (INVALID_REQUEST_JSON for the
-/// shape, BAD_REQUEST with every broken field rule). The same steps as the handler, without
-/// the HTTP request around them; used by the fuzz target `fuzz/fuzz_targets/request_bodies.rs`.
+/// shape, BAD_REQUEST with every broken field rule). The steps of [`V1Query`], without the HTTP
+/// request around them; used by the fuzz target `fuzz/fuzz_targets/request_bodies.rs`.
 pub fn v1_query(body: &[u8]) -> Result<BalanceQuery, ApiError> {
-    crate::v1::parse_fields(&V1Body::from_json(body)?)
+    v1_fields(&V1Body::from_json(body)?)
 }
 
 /// What API v2 makes of the GRN path segment (percent-decoded) and the bytes of a
 /// `POST /{grn}/balance` body once the `Content-Type` and size checks passed: the validated
-/// query, or the 400 BAD_REQUEST it answers, checked in the handler's order (body, GRN,
+/// query, or the 400 BAD_REQUEST it answers, checked in the order of [`V2Query`] (body, GRN,
 /// access code). Used by the fuzz target `fuzz/fuzz_targets/request_bodies.rs`.
 pub fn v2_query(grn: &str, body: &[u8]) -> Result<BalanceQuery, ApiError> {
-    crate::v2::parse_query(grn, &V2Body::from_json(body)?)
+    v2_fields(grn, &V2Body::from_json(body)?)
 }
 
 #[cfg(test)]

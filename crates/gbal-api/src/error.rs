@@ -13,6 +13,11 @@
 //! - Responses that did not come from here (axum's 405, tower-http's 413 and timeout) get
 //!   their body from [`ApiError::from_status`] in the `middleware::error_body` layer, so every
 //!   error body has the same shape.
+//! - The OpenAPI document describes that body with [`ErrorBody`] and its parts, kept here
+//!   beside the type that writes it.
+//!
+//! [`StartError`] is the other error of the front door: a setting or key that stops it from
+//! starting.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -21,6 +26,9 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use gbal_core::{ApiVersion, FieldError, NctsError};
 use serde::Serialize;
+use utoipa::openapi::{Ref, Schema};
+
+use crate::config::InvalidSetting;
 
 /// Why a request was refused, and the answer the caller gets.
 #[derive(Debug, thiserror::Error)]
@@ -306,6 +314,10 @@ impl ApiError {
     }
 }
 
+/// When to try again after GMS's per-TIN query limit refused a check: GMS does not say, and
+/// trying again before the lock on (caller, GRN) frees up would be refused anyway.
+pub(crate) const GMS_QUERY_LIMIT_RETRY: Duration = Duration::from_secs(60);
+
 /// Whole seconds, rounded up, at least 1: a client retrying earlier would be refused again.
 pub(crate) fn retry_after_seconds(wait: Duration) -> u64 {
     let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
@@ -382,6 +394,117 @@ impl IntoResponse for ApiError {
         response.extensions_mut().insert(ErrorBodyWritten);
         response
     }
+}
+
+/// A setting that stops the front door from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A setting is not valid; the text names it.
+    #[error("invalid setting {setting}: {reason}")]
+    InvalidSetting {
+        /// Which setting.
+        setting: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The token verification keys could not be loaded.
+    #[error("the token verification keys could not be loaded: {0}")]
+    Keys(String),
+}
+
+impl From<InvalidSetting> for StartError {
+    fn from(e: InvalidSetting) -> Self {
+        StartError::InvalidSetting {
+            setting: e.setting.name(),
+            reason: e.reason,
+        }
+    }
+}
+
+/// An error body: `code` and `message`, and for some codes `reason`, `errors` or `response`.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct ErrorBody {
+    /// Stable machine-readable code, e.g. `BAD_REQUEST`.
+    #[schema(example = "BAD_REQUEST")]
+    code: String,
+    /// What went wrong.
+    message: String,
+    /// Why a 429 was given: `API_RATE_LIMIT`, `CLIENT_RATE_LIMIT` or `GMS_QUERY_LIMIT` (v1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+    /// v1 INVALID_REQUEST_JSON: messages by JSON path (an object); v1 BAD_REQUEST: the broken
+    /// field rules (an array of FieldErrorItem); v2 FUNCTIONAL_ERROR: the GMS errors (an array
+    /// of FunctionalErrorItem).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = errors_schema)]
+    errors: Option<serde_json::Value>,
+    /// v1 FUNCTIONAL_ERROR: `{"errors": [...]}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response: Option<FunctionalErrorResponse>,
+}
+
+/// The schema of [`ErrorBody::errors`]: its three shapes, by code.
+fn errors_schema() -> Schema {
+    use utoipa::openapi::schema::{AnyOfBuilder, ArrayBuilder, ObjectBuilder, Type};
+    let strings = ArrayBuilder::new().items(ObjectBuilder::new().schema_type(Type::String));
+    let array_of = |name: &str| ArrayBuilder::new().items(Ref::from_schema_name(name));
+    AnyOfBuilder::new()
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::Object)
+                .additional_properties(Some(strings))
+                .description(Some("v1 INVALID_REQUEST_JSON: messages by JSON path")),
+        )
+        .item(
+            array_of("FieldErrorItem").description(Some("v1 BAD_REQUEST: the broken field rules")),
+        )
+        .item(
+            array_of("FunctionalErrorItem")
+                .description(Some("v2 FUNCTIONAL_ERROR: the GMS errors")),
+        )
+        .item(ObjectBuilder::new().schema_type(Type::Null))
+        .description(Some(
+            "v1 INVALID_REQUEST_JSON: messages by JSON path; v1 BAD_REQUEST: the broken field \
+             rules; v2 FUNCTIONAL_ERROR: the GMS errors.",
+        ))
+        .build()
+        .into()
+}
+
+/// One broken field rule of a v1 BAD_REQUEST.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct FieldErrorItem {
+    /// `INVALID_TAX_IDENTIFIER`, `INVALID_GUARANTEE_REFERENCE` or `INVALID_ACCESS_CODE`.
+    #[schema(example = "INVALID_ACCESS_CODE")]
+    code: String,
+    /// The field's message, e.g. `Invalid access code value`.
+    message: String,
+    /// The rule, e.g. `Access code must be 4 characters in length`.
+    reason: String,
+}
+
+/// The `response` of a v1 FUNCTIONAL_ERROR.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct FunctionalErrorResponse {
+    /// The GMS errors, in order.
+    errors: Vec<FunctionalErrorItem>,
+}
+
+/// One error GMS reported (an IE906 FUNERRER1).
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)]
+pub(crate) struct FunctionalErrorItem {
+    /// ErrTypER11, e.g. 12.
+    error_type: u8,
+    /// ErrPoiER12, e.g. `GRR(1).ACC(1).Access code`.
+    error_pointer: String,
+    /// ErrReaER13, when GMS gave one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_reason: Option<String>,
 }
 
 #[cfg(test)]

@@ -1,16 +1,23 @@
 //! gbal's HTTP front door: the public API (v1 and v2, probes, the OpenAPI document) and the
 //! internal listener (GMS replies, Prometheus metrics).
 //!
-//! Handlers are thin: extractors authenticate the caller (`auth`), check the version asked
-//! for (`accept`) and read the body (`body`); the handler parses the fields into domain types,
-//! applies the in-process rate limits (`limit`), calls [`gbal_core::BalanceService`] and maps
-//! the result to the version's answer. Every refusal is one [`ApiError`] with one
-//! `IntoResponse` (`error`). The layer order is written down in `middleware`.
+//! Handlers are thin: extractors authenticate the caller and take its request permit
+//! (`auth`), check the version asked for (`accept`) and read the query (`body`) or the GMS
+//! reply (`reply_message`); the handler calls [`gbal_core::BalanceService`] once and maps the
+//! result to its version's answer. Every refusal is one [`ApiError`] with one `IntoResponse`
+//! (`error`). The layer order is written down in `middleware`.
+//!
+//! The modules form layers, each importing only from the ones below it:
+//! 1. settings, errors and plain helpers: `config`, `error`, `metric`, `time_format`, `hal`;
+//! 2. what the handlers share: `authenticator`, `limit`, `state`;
+//! 3. extractors and layers: `accept`, `auth`, `body`, `reply_message`, `middleware`;
+//! 4. handlers: `v1`, `v2`, `probe`, `reply`;
+//! 5. routes: `openapi` (the documented public routes), `serve` (both routers and the server).
 
 mod accept;
 mod auth;
+mod authenticator;
 mod body;
-mod check;
 mod config;
 mod error;
 mod hal;
@@ -20,19 +27,18 @@ mod middleware;
 pub mod openapi;
 mod probe;
 mod reply;
+mod reply_message;
 mod serve;
 mod state;
 mod time_format;
 mod v1;
 mod v2;
 
-pub use auth::Caller;
 pub use body::{v1_query, v2_query};
 pub use config::{
-    ApiConfig, AuthConfig, DEFAULT_BASE_PATH, DEFAULT_RECIPIENT_PREFIX, DEFAULT_SCOPE, KeySource,
-    RateLimitConfig, ReplyConfig,
+    ApiConfig, AuthConfig, InvalidSetting, KeySource, RateLimitConfig, ReplyConfig, Setting,
 };
-pub use error::ApiError;
+pub use error::{ApiError, StartError};
 pub use reply::TrackerReplySink;
 pub use serve::{internal_router, public_router, serve};
-pub use state::{AppState, MetricsRender, StartError};
+pub use state::{AppState, MetricsRender};

@@ -3,18 +3,22 @@
 //! - `http_server_request_duration_seconds{http_request_method, http_route,
 //!   http_response_status_code}` (histogram; recorded in `middleware`);
 //! - `gbal_balance_outcomes_total{api_version, outcome}`;
-//! - `gbal_rate_limit_refusals_total{reason}`: `client`, `caller_grn` (in process),
-//!   `cluster_lock` (the tracker's lock), `gms_query_limit`;
-//! - `gbal_balance_checks_in_flight` (gauge): checks waiting on GMS right now;
+//! - `gbal_rate_limit_refusals_total{reason}`: `client` and `gms_query_limit` here;
+//!   `caller_grn` (the replica's memory of the lock) and `cluster_lock` (the tracker's lock)
+//!   are the lock mirror's (`gbal_tracker::LockMirror`), published by the binary;
+//! - `gbal_balance_checks_in_flight` (gauge): checks inside the balance service right now;
 //! - `gbal_replies_total{message_type, result}`;
-//! - `gbal_rate_limit_keys{limiter}` (gauge): keys the in-process limiters remember;
+//! - `gbal_rate_limit_keys{limiter}` (gauge): keys the in-process limiters remember
+//!   (`caller` here; `caller_grn` published by the binary from the lock mirror);
 //! - `gbal_requests_shed_total`: balance requests answered 503 because `max_in_flight`
 //!   were already being served.
 
-use gbal_core::ApiVersion;
+use std::future::Future;
+
+use gbal_core::{ApiVersion, CheckError, CheckOutcome, Outcome, ncts_error};
 
 /// The label value of an API version.
-pub(crate) fn version_label(version: ApiVersion) -> &'static str {
+fn version_label(version: ApiVersion) -> &'static str {
     match version {
         ApiVersion::V1 => "v1",
         ApiVersion::V2 => "v2",
@@ -22,7 +26,7 @@ pub(crate) fn version_label(version: ApiVersion) -> &'static str {
 }
 
 /// Counts the end of one balance check.
-pub(crate) fn balance_outcome(version: ApiVersion, outcome: &'static str) {
+fn balance_outcome(version: ApiVersion, outcome: &'static str) {
     metrics::counter!(
         "gbal_balance_outcomes_total",
         "api_version" => version_label(version),
@@ -32,8 +36,54 @@ pub(crate) fn balance_outcome(version: ApiVersion, outcome: &'static str) {
 }
 
 /// Counts one rate-limit refusal.
-pub(crate) fn rate_limit_refusal(reason: &'static str) {
+fn rate_limit_refusal(reason: &'static str) {
     metrics::counter!("gbal_rate_limit_refusals_total", "reason" => reason).increment(1);
+}
+
+/// Counts a request refused because its caller is over its rate; `check` when the request
+/// was a balance check.
+pub(crate) fn caller_over_rate(version: ApiVersion, check: bool) {
+    rate_limit_refusal("client");
+    if check {
+        balance_outcome(version, "rate_limited");
+    }
+}
+
+/// Runs a balance check with the in-flight gauge up, and counts how it ended.
+pub(crate) async fn balance_check(
+    version: ApiVersion,
+    check: impl Future<Output = Result<CheckOutcome, CheckError>>,
+) -> Result<CheckOutcome, CheckError> {
+    let result = {
+        let _in_flight = InFlight::start();
+        check.await
+    };
+    let label = outcome_label(&result);
+    if label == "gms_query_limit" {
+        rate_limit_refusal(label);
+    }
+    balance_outcome(version, label);
+    result
+}
+
+/// The `outcome` label of `gbal_balance_outcomes_total` for how a check ended.
+fn outcome_label(result: &Result<CheckOutcome, CheckError>) -> &'static str {
+    match result {
+        Ok(CheckOutcome::Completed(answered)) => match answered.outcome() {
+            Outcome::Success(_) => "success",
+            Outcome::FunctionalError { errors } if ncts_error::is_query_limit(errors) => {
+                "gms_query_limit"
+            }
+            Outcome::FunctionalError { .. } => "functional_error",
+            Outcome::XmlError { .. } => "xml_error",
+        },
+        Ok(CheckOutcome::Pending(_)) => "pending",
+        Err(CheckError::RateLimited { .. }) => "rate_limited",
+        Err(CheckError::Unavailable { .. }) => "unavailable",
+        Err(CheckError::BadGateway(_)) => "bad_gateway",
+        Err(CheckError::GmsTimedOut) => "gms_timeout",
+        Err(CheckError::Internal(_)) => "internal",
+    }
 }
 
 /// Counts one reply on the internal listener.
@@ -47,10 +97,10 @@ pub(crate) fn reply(message_type: &'static str, result: &'static str) {
 }
 
 /// Holds the in-flight gauge up while a check runs.
-pub(crate) struct InFlight;
+struct InFlight;
 
 impl InFlight {
-    pub(crate) fn start() -> Self {
+    fn start() -> Self {
         metrics::gauge!("gbal_balance_checks_in_flight").increment(1.0);
         InFlight
     }

@@ -4,117 +4,13 @@
 //! fails on any difference (`GBAL_UPDATE_OPENAPI=1` rewrites the file instead).
 
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{Ref, Schema};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::error::{ErrorBody, FieldErrorItem, FunctionalErrorItem, FunctionalErrorResponse};
 use crate::state::AppState;
 use crate::{probe, v1, v2};
-
-/// An error body: `code` and `message`, and for some codes `reason`, `errors` or `response`.
-#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct ErrorBody {
-    /// Stable machine-readable code, e.g. `BAD_REQUEST`.
-    #[schema(example = "BAD_REQUEST")]
-    code: String,
-    /// What went wrong.
-    message: String,
-    /// Why a 429 was given: `API_RATE_LIMIT`, `CLIENT_RATE_LIMIT` or `GMS_QUERY_LIMIT` (v1).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reason: Option<String>,
-    /// v1 INVALID_REQUEST_JSON: messages by JSON path (an object); v1 BAD_REQUEST: the broken
-    /// field rules (an array of FieldErrorItem); v2 FUNCTIONAL_ERROR: the GMS errors (an array
-    /// of FunctionalErrorItem).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(schema_with = errors_schema)]
-    errors: Option<serde_json::Value>,
-    /// v1 FUNCTIONAL_ERROR: `{"errors": [...]}`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    response: Option<FunctionalErrorResponse>,
-}
-
-/// The schema of [`ErrorBody::errors`]: its three shapes, by code.
-fn errors_schema() -> Schema {
-    use utoipa::openapi::schema::{AnyOfBuilder, ArrayBuilder, ObjectBuilder, Type};
-    let strings = ArrayBuilder::new().items(ObjectBuilder::new().schema_type(Type::String));
-    let array_of = |name: &str| ArrayBuilder::new().items(Ref::from_schema_name(name));
-    AnyOfBuilder::new()
-        .item(
-            ObjectBuilder::new()
-                .schema_type(Type::Object)
-                .additional_properties(Some(strings))
-                .description(Some("v1 INVALID_REQUEST_JSON: messages by JSON path")),
-        )
-        .item(
-            array_of("FieldErrorItem").description(Some("v1 BAD_REQUEST: the broken field rules")),
-        )
-        .item(
-            array_of("FunctionalErrorItem")
-                .description(Some("v2 FUNCTIONAL_ERROR: the GMS errors")),
-        )
-        .item(ObjectBuilder::new().schema_type(Type::Null))
-        .description(Some(
-            "v1 INVALID_REQUEST_JSON: messages by JSON path; v1 BAD_REQUEST: the broken field \
-             rules; v2 FUNCTIONAL_ERROR: the GMS errors.",
-        ))
-        .build()
-        .into()
-}
-
-/// One broken field rule of a v1 BAD_REQUEST.
-#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct FieldErrorItem {
-    /// `INVALID_TAX_IDENTIFIER`, `INVALID_GUARANTEE_REFERENCE` or `INVALID_ACCESS_CODE`.
-    #[schema(example = "INVALID_ACCESS_CODE")]
-    code: String,
-    /// The field's message, e.g. `Invalid access code value`.
-    message: String,
-    /// The rule, e.g. `Access code must be 4 characters in length`.
-    reason: String,
-}
-
-/// The `response` of a v1 FUNCTIONAL_ERROR.
-#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct FunctionalErrorResponse {
-    /// The GMS errors, in order.
-    errors: Vec<FunctionalErrorItem>,
-}
-
-/// One error GMS reported (an IE906 FUNERRER1).
-#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-#[allow(dead_code)]
-pub(crate) struct FunctionalErrorItem {
-    /// ErrTypER11, e.g. 12.
-    error_type: u8,
-    /// ErrPoiER12, e.g. `GRR(1).ACC(1).Access code`.
-    error_pointer: String,
-    /// ErrReaER13, when GMS gave one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error_reason: Option<String>,
-}
-
-/// The `Accept` of API v1: the one media type that selects it (a request may list others
-/// beside it; without it the answer is 406).
-#[derive(Debug, utoipa::ToSchema)]
-#[allow(dead_code)]
-pub(crate) enum AcceptV1 {
-    #[schema(rename = "application/vnd.hmrc.1.0+json")]
-    V1,
-}
-
-/// The `Accept` of API v2: the one media type that selects it (a request may list others
-/// beside it; without it the answer is 406).
-#[derive(Debug, utoipa::ToSchema)]
-#[allow(dead_code)]
-pub(crate) enum AcceptV2 {
-    #[schema(rename = "application/vnd.hmrc.2.0+json")]
-    V2,
-}
 
 #[derive(OpenApi)]
 #[openapi(
@@ -192,7 +88,12 @@ pub fn document(base_path: &str) -> utoipa::openapi::OpenApi {
 
 /// [`document`] as pretty JSON, with a final newline.
 pub fn document_json(base_path: &str) -> String {
-    let mut json = document(base_path)
+    to_json(&document(base_path))
+}
+
+/// A document as pretty JSON, with a final newline.
+pub(crate) fn to_json(document: &utoipa::openapi::OpenApi) -> String {
+    let mut json = document
         .to_pretty_json()
         .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
     json.push('\n');

@@ -1,16 +1,21 @@
 //! Probes and documents: `/livez`, `/readyz`, `/openapi.json`, and `/metrics` on the
 //! internal listener.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Extension;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use crate::error::ApiError;
-use crate::openapi::ErrorBody;
+use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
+
+/// The OpenAPI document `/openapi.json` serves, as JSON: the router it describes adds it.
+#[derive(Debug, Clone)]
+pub(crate) struct OpenApiJson(pub Arc<str>);
 
 /// The body of a probe that passed.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -55,13 +60,13 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Result<Response, Ap
 /// This document.
 #[utoipa::path(get, path = "/openapi.json", tag = "probes",
     responses((status = 200, description = "The OpenAPI 3.1 document of the public API", content_type = "application/json")))]
-pub(crate) async fn openapi_json(State(state): State<AppState>) -> Response {
+pub(crate) async fn openapi_json(Extension(document): Extension<OpenApiJson>) -> Response {
     (
         [(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         )],
-        state.openapi_json().to_owned(),
+        document.0.to_string(),
     )
         .into_response()
 }

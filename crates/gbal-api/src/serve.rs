@@ -3,7 +3,7 @@
 use std::future::IntoFuture;
 use std::io;
 
-use axum::Router;
+use axum::{Extension, Router};
 use axum::routing::{get, post};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -18,19 +18,22 @@ async fn uri_not_found() -> ApiError {
 }
 
 /// The public listener's routes: API v1 and v2 under the base path, `/livez`, `/readyz`,
-/// `/openapi.json`, with the layers of `middleware`; the balance routes also with the bound
-/// on requests in flight (`ApiConfig::max_in_flight`).
+/// `/openapi.json` (the document of these very routes), with the layers of `middleware`; the
+/// balance routes also with the bound on requests in flight (`ApiConfig::max_in_flight`).
 pub fn public_router(state: AppState) -> Router {
     let config = state.config();
     let in_flight = middleware::InFlightLimit::new(config.max_in_flight);
-    let (router, _) = openapi::public_routes_with(&config.base_path, |api| {
+    let (router, document) = openapi::public_routes_with(&config.base_path, |api| {
         api.route_layer(axum::middleware::from_fn_with_state(
             in_flight,
             middleware::shed_past_limit,
         ))
     })
     .split_for_parts();
-    let router = router.fallback(uri_not_found);
+    let document = probe::OpenApiJson(openapi::to_json(&document).into());
+    let router = router
+        .fallback(uri_not_found)
+        .layer(Extension(document));
     middleware::around(router, config.public_body_limit, config.request_timeout).with_state(state)
 }
 
@@ -104,9 +107,8 @@ pub async fn serve(
     Ok(())
 }
 
-/// How often the in-process limiters forget the callers and (caller, GRN) pairs they no
-/// longer need: often enough that what they hold follows the last minute's traffic closely
-/// (each pair is kept for the lock's TTL in any case).
+/// How often the per-caller limiter forgets the callers it no longer needs: often enough that
+/// what it holds follows the last seconds' traffic closely.
 const LIMITER_CLEANUP: std::time::Duration = std::time::Duration::from_secs(10);
 
 fn spawn_jobs(state: &AppState, stop: &CancellationToken) -> Vec<tokio::task::JoinHandle<()>> {

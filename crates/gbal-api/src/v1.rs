@@ -4,20 +4,19 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use gbal_core::{
-    AccessCode, Amount, ApiVersion, BalanceQuery, BalanceRequest, BalanceRequestId, CheckError,
-    CheckOutcome, Currency, Grn, NctsError, Outcome, Tin, ncts_error,
+    Amount, ApiVersion, BalanceRequest, BalanceRequestId, CheckError, CheckOutcome, Currency,
+    NctsError, Outcome, ncts_error,
 };
 use serde::Serialize;
 
-use crate::accept::AcceptV1;
+use crate::accept::schema::AcceptV1 as AcceptV1Header;
+use crate::accept::{AcceptV1, V1};
 use crate::auth::Caller;
-use crate::body::V1Body;
-use crate::check::{self, Refused};
-use crate::error::ApiError;
+use crate::body::V1Query;
+use crate::error::{ApiError, ErrorBody, FunctionalErrorItem, GMS_QUERY_LIMIT_RETRY};
 use crate::hal::{self, Links};
-use crate::limit::Refusal;
+use crate::metric;
 use crate::middleware::Correlation;
-use crate::openapi::{AcceptV1 as AcceptV1Header, ErrorBody, FunctionalErrorItem};
 use crate::state::AppState;
 use crate::time_format::rfc3339;
 
@@ -164,49 +163,29 @@ fn self_href(state: &AppState, id: BalanceRequestId) -> String {
 )]
 pub(crate) async fn post_balances(
     State(state): State<AppState>,
-    Caller(caller): Caller,
+    caller: Caller<V1>,
     _: AcceptV1,
     Correlation(context): Correlation,
-    body: V1Body,
+    V1Query(query): V1Query,
 ) -> Result<Response, ApiError> {
-    let query = parse_fields(&body)?;
-    let result = check::run(&state, &caller, &query, ApiVersion::V1, &context).await;
-    post_answer(&state, result)
+    let check = state
+        .service()
+        .check(caller.id(), &query, ApiVersion::V1, &context);
+    let outcome = metric::balance_check(ApiVersion::V1, check)
+        .await
+        .map_err(refusal)?;
+    post_answer(&state, outcome)
 }
 
-/// The fields of a v1 body, every broken rule reported in order.
-pub(crate) fn parse_fields(body: &V1Body) -> Result<BalanceQuery, ApiError> {
-    let mut errors = Vec::new();
-    let tin = Tin::parse(&body.tax_identifier)
-        .map_err(|e| errors.extend(e.0))
-        .ok();
-    let grn = Grn::parse_v1(&body.guarantee_reference)
-        .map_err(|e| errors.extend(e.0))
-        .ok();
-    let access_code = AccessCode::parse(&body.access_code)
-        .map_err(|e| errors.extend(e.0))
-        .ok();
-    match (tin, grn, access_code) {
-        (Some(tin), Some(grn), Some(access_code)) => Ok(BalanceQuery {
-            grn,
-            access_code,
-            tin: Some(tin),
-        }),
-        _ => Err(ApiError::InvalidFields(errors)),
-    }
-}
-
-fn post_answer(
-    state: &AppState,
-    result: Result<CheckOutcome, Refused>,
-) -> Result<Response, ApiError> {
-    let request = match result {
-        Ok(CheckOutcome::Completed(request)) => request,
-        Ok(CheckOutcome::Pending(request)) => return pending(state, &request),
-        Err(refused) => return Err(refusal(refused)),
+/// The v1 answer to a check that ended: 200 with the balance, 202 pending, or the error GMS
+/// answered.
+fn post_answer(state: &AppState, outcome: CheckOutcome) -> Result<Response, ApiError> {
+    let answered = match outcome {
+        CheckOutcome::Completed(answered) => answered,
+        CheckOutcome::Pending(request) => return pending(state, &request),
     };
-    match request.outcome {
-        Some(Outcome::Success(balance)) => hal::json(
+    match answered.outcome() {
+        Outcome::Success(balance) => hal::json(
             StatusCode::OK,
             &PostBalanceOk {
                 response: BalanceBody {
@@ -215,21 +194,20 @@ fn post_answer(
                 },
             },
         ),
-        Some(Outcome::FunctionalError { errors }) if ncts_error::is_query_limit(&errors) => {
+        Outcome::FunctionalError { errors } if ncts_error::is_query_limit(errors) => {
             Err(ApiError::TooManyRequests {
                 reason: "GMS_QUERY_LIMIT",
-                retry_after: Some(check::GMS_QUERY_LIMIT_RETRY),
+                retry_after: Some(GMS_QUERY_LIMIT_RETRY),
             })
         }
-        Some(Outcome::FunctionalError { errors }) => Err(ApiError::FunctionalError {
+        Outcome::FunctionalError { errors } => Err(ApiError::FunctionalError {
             version: ApiVersion::V1,
-            errors,
+            errors: errors.clone(),
         }),
-        Some(Outcome::XmlError { errors }) => Err(ApiError::BadGateway(format!(
+        Outcome::XmlError { errors } => Err(ApiError::BadGateway(format!(
             "GMS could not read the IE034 of request {}: {errors:?}",
-            request.id
+            answered.request().id
         ))),
-        None => pending(state, &request),
     }
 }
 
@@ -248,31 +226,26 @@ fn pending(state: &AppState, request: &BalanceRequest) -> Result<Response, ApiEr
     Ok(response)
 }
 
-/// The v1 answer to a check that did not reach an outcome.
-fn refusal(refused: Refused) -> ApiError {
-    match refused {
-        Refused::Limit(Refusal::Client { retry_after }) => ApiError::TooManyRequests {
-            reason: "CLIENT_RATE_LIMIT",
-            retry_after: Some(retry_after),
-        },
-        Refused::Limit(Refusal::CallerGrn { retry_after })
-        | Refused::Check(CheckError::RateLimited { retry_after }) => ApiError::TooManyRequests {
+/// The v1 answer to a check that did not end.
+fn refusal(error: CheckError) -> ApiError {
+    match error {
+        CheckError::RateLimited { retry_after } => ApiError::TooManyRequests {
             reason: "API_RATE_LIMIT",
             retry_after: Some(retry_after),
         },
-        Refused::Check(CheckError::Unavailable {
+        CheckError::Unavailable {
             retry_after,
             reason,
-        }) => ApiError::ServiceUnavailable {
+        } => ApiError::ServiceUnavailable {
             retry_after,
             reason,
         },
-        Refused::Check(CheckError::BadGateway(cause)) => ApiError::BadGateway(cause),
-        Refused::Check(CheckError::GmsTimedOut) => ApiError::ServiceUnavailable {
+        CheckError::BadGateway(cause) => ApiError::BadGateway(cause),
+        CheckError::GmsTimedOut => ApiError::ServiceUnavailable {
             retry_after: std::time::Duration::from_secs(1),
             reason: "GMS did not take the query in time".to_owned(),
         },
-        Refused::Check(CheckError::Internal(cause)) => ApiError::Internal(cause),
+        CheckError::Internal(cause) => ApiError::Internal(cause),
     }
 }
 
@@ -295,6 +268,8 @@ fn refusal(refused: Refused) -> ApiError {
         (status = 403, description = "FORBIDDEN", body = ErrorBody),
         (status = 404, description = "NOT_FOUND: unknown, expired or another caller's", body = ErrorBody),
         (status = 406, description = "ACCEPT_HEADER_INVALID", body = ErrorBody),
+        (status = 429, description = "TOO_MANY_REQUESTS: CLIENT_RATE_LIMIT", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 500, description = "INTERNAL_SERVER_ERROR", body = ErrorBody),
         (status = 502, description = "BAD_GATEWAY: GMS could not read the query (IE917)", body = ErrorBody),
         (status = 503, description = "SERVICE_UNAVAILABLE", body = ErrorBody,
@@ -303,7 +278,7 @@ fn refusal(refused: Refused) -> ApiError {
 )]
 pub(crate) async fn get_balance(
     State(state): State<AppState>,
-    Caller(caller): Caller,
+    caller: Caller<V1>,
     _: AcceptV1,
     Path(balance_id): Path<String>,
 ) -> Result<Response, ApiError> {
@@ -312,9 +287,9 @@ pub(crate) async fn get_balance(
         .map_err(|e: gbal_core::id::InvalidBalanceRequestId| ApiError::BadRequest(e.to_string()))?;
     let request = state
         .service()
-        .get(id, &caller)
+        .get(id, caller.id())
         .await
-        .map_err(|e| refusal(Refused::Check(e)))?
+        .map_err(refusal)?
         .filter(|r| r.api_version == ApiVersion::V1)
         .ok_or_else(|| {
             ApiError::NotFound(format!("The balance request with ID {id} was not found"))

@@ -1,27 +1,23 @@
 //! API v2 (phase 5, synchronous): `POST /{grn}/balance`.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use gbal_core::{
-    AccessCode, Amount, ApiVersion, BalanceQuery, CheckError, CheckOutcome, Currency, Grn, Outcome,
-    ncts_error,
+    Amount, ApiVersion, BalanceQuery, CheckError, CheckOutcome, Currency, Outcome, ncts_error,
 };
 use serde::Serialize;
 
-use crate::accept::AcceptV2;
+use crate::accept::schema::AcceptV2 as AcceptV2Header;
+use crate::accept::{AcceptV2, V2};
 use crate::auth::Caller;
-use crate::body::V2Body;
-use crate::check::{self, Refused};
-use crate::error::ApiError;
+use crate::body::V2Query;
+use crate::error::{ApiError, ErrorBody, GMS_QUERY_LIMIT_RETRY};
 use crate::hal::{self, Links};
-use crate::limit::Refusal;
+use crate::metric;
 use crate::middleware::Correlation;
-use crate::openapi::{AcceptV2 as AcceptV2Header, ErrorBody};
 use crate::state::AppState;
 
-/// The message of an access code that breaks its rules (the value is never echoed).
-const ACCESS_CODE_FORMAT: &str = "Access code must be four alphanumeric characters.";
 /// The message of an unknown GRN or a wrong access code.
 const NOT_FOUND: &str =
     "The guarantee reference number or access code did not match an existing guarantee.";
@@ -86,95 +82,79 @@ pub(crate) struct V2BalanceOk {
 )]
 pub(crate) async fn post_balance(
     State(state): State<AppState>,
-    Caller(caller): Caller,
+    caller: Caller<V2>,
     _: AcceptV2,
     Correlation(context): Correlation,
-    Path(grn): Path<String>,
-    body: V2Body,
+    V2Query(query): V2Query,
 ) -> Result<Response, ApiError> {
-    let query = parse_query(&grn, &body)?;
-    let result = check::run(&state, &caller, &query, ApiVersion::V2, &context).await;
-    answer(&state, &query.grn, result)
+    let check = state
+        .service()
+        .check(caller.id(), &query, ApiVersion::V2, &context);
+    let outcome = metric::balance_check(ApiVersion::V2, check)
+        .await
+        .map_err(refusal)?;
+    answer(&state, &query, outcome)
 }
 
-/// The GRN of the path and the access code of the body, checked in that order.
-pub(crate) fn parse_query(grn: &str, body: &V2Body) -> Result<BalanceQuery, ApiError> {
-    let grn = Grn::parse_v2(grn).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    let access_code = AccessCode::parse(&body.access_code)
-        .map_err(|_| ApiError::BadRequest(ACCESS_CODE_FORMAT.to_owned()))?;
-    Ok(BalanceQuery {
-        grn,
-        access_code,
-        tin: None,
-    })
-}
-
-fn answer(
-    state: &AppState,
-    grn: &Grn,
-    result: Result<CheckOutcome, Refused>,
-) -> Result<Response, ApiError> {
-    let request = match result {
-        Ok(CheckOutcome::Completed(request)) => request,
-        Ok(CheckOutcome::Pending(_)) => return Err(ApiError::GatewayTimeout),
-        Err(refused) => return Err(refusal(refused)),
+/// The v2 answer to a check that ended: 200 with the balance, 504 when GMS did not answer in
+/// time, or the error GMS answered.
+fn answer(state: &AppState, query: &BalanceQuery, outcome: CheckOutcome) -> Result<Response, ApiError> {
+    let answered = match outcome {
+        CheckOutcome::Completed(answered) => answered,
+        CheckOutcome::Pending(_) => return Err(ApiError::GatewayTimeout),
     };
-    match request.outcome {
-        Some(Outcome::Success(balance)) => hal::json(
+    match answered.outcome() {
+        Outcome::Success(balance) => hal::json(
             StatusCode::OK,
             &V2BalanceOk {
                 links: Links::to(format!(
                     "{}/{}/balance",
                     state.config().base_path,
-                    grn.as_str()
+                    query.grn.as_str()
                 )),
                 balance: balance.amount,
                 currency: balance.currency,
             },
         ),
-        Some(Outcome::FunctionalError { errors }) => Err(functional(errors)),
-        Some(Outcome::XmlError { errors }) => Err(ApiError::BadGateway(format!(
+        Outcome::FunctionalError { errors } => Err(functional(errors)),
+        Outcome::XmlError { errors } => Err(ApiError::BadGateway(format!(
             "GMS could not read the IE034 of request {}: {errors:?}",
-            request.id
+            answered.request().id
         ))),
-        None => Err(ApiError::GatewayTimeout),
     }
 }
 
 /// The v2 answer to an IE906.
-fn functional(errors: Vec<gbal_core::NctsError>) -> ApiError {
-    if ncts_error::is_query_limit(&errors) {
+fn functional(errors: &[gbal_core::NctsError]) -> ApiError {
+    if ncts_error::is_query_limit(errors) {
         ApiError::Throttled {
-            retry_after: check::GMS_QUERY_LIMIT_RETRY,
+            retry_after: GMS_QUERY_LIMIT_RETRY,
         }
-    } else if ncts_error::is_unsupported_guarantee_type(&errors) {
+    } else if ncts_error::is_unsupported_guarantee_type(errors) {
         ApiError::InvalidGuaranteeType
-    } else if ncts_error::is_not_found(&errors) {
+    } else if ncts_error::is_not_found(errors) {
         ApiError::NotFound(NOT_FOUND.to_owned())
     } else {
         ApiError::FunctionalError {
             version: ApiVersion::V2,
-            errors,
+            errors: errors.to_vec(),
         }
     }
 }
 
-/// The v2 answer to a check that did not reach an outcome.
-fn refusal(refused: Refused) -> ApiError {
-    match refused {
-        Refused::Limit(Refusal::Client { retry_after } | Refusal::CallerGrn { retry_after })
-        | Refused::Check(CheckError::RateLimited { retry_after }) => {
-            ApiError::Throttled { retry_after }
-        }
-        Refused::Check(CheckError::Unavailable {
+/// The v2 answer to a check that did not end.
+fn refusal(error: CheckError) -> ApiError {
+    match error {
+        CheckError::RateLimited { retry_after } => ApiError::Throttled { retry_after },
+        CheckError::Unavailable {
             retry_after,
             reason,
-        }) => ApiError::ServiceUnavailable {
+        } => ApiError::ServiceUnavailable {
             retry_after,
             reason,
         },
-        Refused::Check(CheckError::BadGateway(cause)) => ApiError::BadGateway(cause),
-        Refused::Check(CheckError::GmsTimedOut) => ApiError::GatewayTimeout,
-        Refused::Check(CheckError::Internal(cause)) => ApiError::Internal(cause),
+        CheckError::BadGateway(cause) => ApiError::BadGateway(cause),
+        CheckError::GmsTimedOut => ApiError::GatewayTimeout,
+        CheckError::Internal(cause) => ApiError::Internal(cause),
     }
 }

@@ -71,7 +71,7 @@ fn every_route_and_error_is_documented() {
     assert_eq!(
         statuses("/customs/guarantees/balances/{balanceId}", "get"),
         [
-            "200", "400", "401", "403", "404", "406", "500", "502", "503"
+            "200", "400", "401", "403", "404", "406", "429", "500", "502", "503"
         ]
     );
     assert_eq!(
