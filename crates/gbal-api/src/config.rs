@@ -1,35 +1,36 @@
-//! The front door's settings: plain values, filled in by the binary from its configuration.
+//! The front door's settings and their checks.
+//!
+//! Plain values: the binary fills in every one from its configuration (`config/default.toml`
+//! holds every default, so none is written here). [`ApiConfig::validate`] is the one place
+//! they are checked; the binary runs it at start-up, naming its own key for each [`Setting`],
+//! and [`AppState::new`](crate::AppState::new) refuses what it refuses.
 
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// The base path HMRC publishes the API under.
-pub const DEFAULT_BASE_PATH: &str = "/customs/guarantees";
-/// The scope a token must grant.
-pub const DEFAULT_SCOPE: &str = "common-transit-convention-guarantee-balance";
-/// The prefix of the message ids gbal sends (MesSenMES3) and receives replies for.
-pub const DEFAULT_RECIPIENT_PREFIX: &str = "MDTP-GUA-";
+use gbal_core::BalanceConfig;
+use jsonwebtoken::Algorithm;
 
 /// Everything the HTTP layer needs to know.
 #[derive(Debug, Clone)]
 pub struct ApiConfig {
     /// Where the public API routes sit, e.g. `/customs/guarantees`; empty for the root.
     pub base_path: String,
-    /// The largest public request body (default 16 KiB).
+    /// The largest public request body.
     pub public_body_limit: usize,
     /// The most balance requests (`POST` and `GET` of API v1 and v2) served at once; past
-    /// it the next ones are answered 503 at once (default 1024). Probes are not counted.
+    /// it the next ones are answered 503 at once. Probes are not counted.
     pub max_in_flight: usize,
-    /// The largest reply body on the internal listener (default 1 MiB).
+    /// The largest reply body on the internal listener.
     pub reply_body_limit: usize,
-    /// How long any request may take before it is answered 503 (default 30 s; keep it above
-    /// the balance service's `v2_wait`).
+    /// How long any request may take before it is answered 503 (longer than the balance
+    /// service's waits).
     pub request_timeout: Duration,
-    /// How long `/readyz` waits for the request store (default 1 s).
+    /// How long `/readyz` waits for the request store.
     pub readiness_timeout: Duration,
     /// How long the listeners keep serving after `/readyz` turned 503 on shutdown, so that
-    /// load balancers stop sending first (default 0: Kubernetes' preStop sleep does it).
+    /// load balancers stop sending first (zero when Kubernetes' preStop sleep does it).
     pub shutdown_delay: Duration,
     /// Bearer-token validation.
     pub auth: AuthConfig,
@@ -37,24 +38,6 @@ pub struct ApiConfig {
     pub rate_limit: RateLimitConfig,
     /// The internal reply route.
     pub reply: ReplyConfig,
-}
-
-impl ApiConfig {
-    /// The defaults, with the given token validation and reply token.
-    pub fn new(auth: AuthConfig, reply: ReplyConfig) -> Self {
-        Self {
-            base_path: DEFAULT_BASE_PATH.to_owned(),
-            public_body_limit: 16 * 1024,
-            max_in_flight: 1024,
-            reply_body_limit: 1024 * 1024,
-            request_timeout: Duration::from_secs(30),
-            readiness_timeout: Duration::from_secs(1),
-            shutdown_delay: Duration::ZERO,
-            auth,
-            rate_limit: RateLimitConfig::default(),
-            reply,
-        }
-    }
 }
 
 /// How bearer tokens are validated.
@@ -70,22 +53,8 @@ pub struct AuthConfig {
     pub audience: String,
     /// The scope a token must grant in `scope` (space-separated) or `scp`.
     pub required_scope: String,
-    /// Clock skew allowed on `exp` and `nbf` (default 30 s).
+    /// Clock skew allowed on `exp` and `nbf`.
     pub leeway: Duration,
-}
-
-impl AuthConfig {
-    /// RS256 tokens from `issuer` for `audience`, verified with `keys`.
-    pub fn new(keys: KeySource, issuer: impl Into<String>, audience: impl Into<String>) -> Self {
-        Self {
-            algorithms: vec!["RS256".to_owned()],
-            keys,
-            issuer: issuer.into(),
-            audience: audience.into(),
-            required_scope: DEFAULT_SCOPE.to_owned(),
-            leeway: Duration::from_secs(30),
-        }
-    }
 }
 
 /// Where token verification keys come from.
@@ -130,19 +99,10 @@ impl fmt::Debug for KeySource {
 /// The per-caller request rate (in process, per replica).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateLimitConfig {
-    /// Sustained balance checks per second per caller (default 10).
+    /// Sustained balance checks per second per caller.
     pub per_second: u32,
-    /// How many may come at once (default 20).
+    /// How many may come at once.
     pub burst: u32,
-}
-
-impl Default for RateLimitConfig {
-    fn default() -> Self {
-        Self {
-            per_second: 10,
-            burst: 20,
-        }
-    }
 }
 
 /// The internal reply route.
@@ -150,18 +110,9 @@ impl Default for RateLimitConfig {
 pub struct ReplyConfig {
     /// The bearer token GMS (or the trader router) presents.
     pub token: String,
-    /// The prefix of recipient ids (default `MDTP-GUA-`).
+    /// The prefix of recipient ids: the prefix the GMS adapter puts in front of a message id
+    /// as the IE034's sender.
     pub recipient_prefix: String,
-}
-
-impl ReplyConfig {
-    /// Replies authenticated with `token`, for recipients with the default prefix.
-    pub fn new(token: impl Into<String>) -> Self {
-        Self {
-            token: token.into(),
-            recipient_prefix: DEFAULT_RECIPIENT_PREFIX.to_owned(),
-        }
-    }
 }
 
 impl fmt::Debug for ReplyConfig {
@@ -170,5 +121,261 @@ impl fmt::Debug for ReplyConfig {
             .field("token", &"<redacted>")
             .field("recipient_prefix", &self.recipient_prefix)
             .finish()
+    }
+}
+
+/// One setting of [`ApiConfig`], as a refusal names it. The binary maps each to the key of
+/// its configuration file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Setting {
+    /// [`ApiConfig::base_path`].
+    BasePath,
+    /// [`ApiConfig::public_body_limit`].
+    PublicBodyLimit,
+    /// [`ApiConfig::reply_body_limit`].
+    ReplyBodyLimit,
+    /// [`ApiConfig::max_in_flight`].
+    MaxInFlight,
+    /// [`ApiConfig::request_timeout`].
+    RequestTimeout,
+    /// [`ApiConfig::readiness_timeout`].
+    ReadinessTimeout,
+    /// [`AuthConfig::algorithms`].
+    AuthAlgorithms,
+    /// [`AuthConfig::keys`].
+    AuthKeys,
+    /// [`AuthConfig::issuer`].
+    AuthIssuer,
+    /// [`AuthConfig::audience`].
+    AuthAudience,
+    /// [`AuthConfig::required_scope`].
+    AuthScope,
+    /// [`RateLimitConfig::per_second`].
+    RatePerSecond,
+    /// [`RateLimitConfig::burst`].
+    RateBurst,
+    /// [`ReplyConfig::token`].
+    ReplyToken,
+    /// [`ReplyConfig::recipient_prefix`].
+    RecipientPrefix,
+}
+
+impl Setting {
+    /// The field's path in [`ApiConfig`].
+    pub fn name(self) -> &'static str {
+        match self {
+            Setting::BasePath => "base_path",
+            Setting::PublicBodyLimit => "public_body_limit",
+            Setting::ReplyBodyLimit => "reply_body_limit",
+            Setting::MaxInFlight => "max_in_flight",
+            Setting::RequestTimeout => "request_timeout",
+            Setting::ReadinessTimeout => "readiness_timeout",
+            Setting::AuthAlgorithms => "auth.algorithms",
+            Setting::AuthKeys => "auth.keys",
+            Setting::AuthIssuer => "auth.issuer",
+            Setting::AuthAudience => "auth.audience",
+            Setting::AuthScope => "auth.required_scope",
+            Setting::RatePerSecond => "rate_limit.per_second",
+            Setting::RateBurst => "rate_limit.burst",
+            Setting::ReplyToken => "reply.token",
+            Setting::RecipientPrefix => "reply.recipient_prefix",
+        }
+    }
+}
+
+impl fmt::Display for Setting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A setting the front door cannot work with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid setting {setting}: {reason}")]
+pub struct InvalidSetting {
+    /// Which setting.
+    pub setting: Setting,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+fn invalid(setting: Setting, reason: impl Into<String>) -> InvalidSetting {
+    InvalidSetting {
+        setting,
+        reason: reason.into(),
+    }
+}
+
+impl ApiConfig {
+    /// Checks every setting, and the request timeout against the balance service's waits
+    /// (`balance` is checked on its own by [`BalanceConfig::validate`]).
+    pub fn validate(&self, balance: &BalanceConfig) -> Result<(), InvalidSetting> {
+        self.normalised_base_path()?;
+        for (setting, value) in [
+            (Setting::PublicBodyLimit, self.public_body_limit),
+            (Setting::ReplyBodyLimit, self.reply_body_limit),
+            (Setting::MaxInFlight, self.max_in_flight),
+        ] {
+            if value == 0 {
+                return Err(invalid(setting, "must be at least 1"));
+            }
+        }
+        if self.request_timeout <= balance.sync_wait.max(balance.v2_wait) {
+            return Err(invalid(
+                Setting::RequestTimeout,
+                format!(
+                    "{:?} must be longer than sync_wait and v2_wait, or every wait ends in a 503",
+                    self.request_timeout
+                ),
+            ));
+        }
+        if self.readiness_timeout.is_zero() {
+            return Err(invalid(Setting::ReadinessTimeout, "must be above 0"));
+        }
+        self.auth.validate()?;
+        self.rate_limit.validate()?;
+        self.reply.validate()
+    }
+
+    /// The base path in the form routes are built with: `/customs/guarantees/` and
+    /// `customs/guarantees` both become `/customs/guarantees`, `/` the empty root.
+    pub fn normalised_base_path(&self) -> Result<String, InvalidSetting> {
+        normalise_base_path(&self.base_path)
+            .ok_or_else(|| invalid(Setting::BasePath, "must be a path of plain segments ([A-Za-z0-9-._~])"))
+    }
+}
+
+fn normalise_base_path(path: &str) -> Option<String> {
+    let trimmed = path.trim_matches('/');
+    let plain = |segment: &str| {
+        !segment.is_empty()
+            && segment
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+    };
+    if trimmed.is_empty() {
+        Some(String::new())
+    } else if trimmed.split('/').all(plain) {
+        Some(format!("/{trimmed}"))
+    } else {
+        None
+    }
+}
+
+impl AuthConfig {
+    /// Checks the claims asked for and that the algorithms suit the key source: HS256 alone
+    /// with a shared secret of at least 32 bytes, and no HMAC algorithm with a JWKS (whose
+    /// public keys must never serve as HMAC secrets).
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
+        for (setting, value) in [
+            (Setting::AuthIssuer, &self.issuer),
+            (Setting::AuthAudience, &self.audience),
+            (Setting::AuthScope, &self.required_scope),
+        ] {
+            if value.is_empty() {
+                return Err(invalid(setting, "must not be empty"));
+            }
+        }
+        let algorithms = self.parsed_algorithms()?;
+        match &self.keys {
+            KeySource::Hs256Secret(secret) => {
+                if algorithms != [Algorithm::HS256] {
+                    return Err(invalid(
+                        Setting::AuthAlgorithms,
+                        "a shared secret is used with HS256 and nothing else",
+                    ));
+                }
+                if secret.len() < 32 {
+                    return Err(invalid(
+                        Setting::AuthKeys,
+                        "an HS256 secret needs at least 32 bytes",
+                    ));
+                }
+            }
+            KeySource::JwksFile { .. } | KeySource::JwksUrl { .. } => {
+                if algorithms
+                    .iter()
+                    .any(|a| matches!(a, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512))
+                {
+                    return Err(invalid(
+                        Setting::AuthAlgorithms,
+                        "HMAC algorithms need a shared secret, not a JWKS",
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The algorithms as jsonwebtoken names them; at least one.
+    pub(crate) fn parsed_algorithms(&self) -> Result<Vec<Algorithm>, InvalidSetting> {
+        let algorithms = self
+            .algorithms
+            .iter()
+            .map(|name| {
+                name.parse::<Algorithm>().map_err(|_| {
+                    invalid(
+                        Setting::AuthAlgorithms,
+                        format!("{name:?} is not a supported JWT algorithm"),
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if algorithms.is_empty() {
+            return Err(invalid(
+                Setting::AuthAlgorithms,
+                "at least one algorithm is needed",
+            ));
+        }
+        Ok(algorithms)
+    }
+}
+
+impl RateLimitConfig {
+    /// Both at least 1: a zero rate or burst would refuse every request.
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
+        if self.per_second == 0 {
+            return Err(invalid(Setting::RatePerSecond, "must be at least 1"));
+        }
+        if self.burst == 0 {
+            return Err(invalid(Setting::RateBurst, "must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
+impl ReplyConfig {
+    /// A token long enough not to be guessed, and a prefix to match recipients on.
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
+        if self.token.len() < 16 {
+            return Err(invalid(
+                Setting::ReplyToken,
+                "must have at least 16 characters",
+            ));
+        }
+        if self.recipient_prefix.is_empty() {
+            return Err(invalid(Setting::RecipientPrefix, "must not be empty"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_paths() {
+        for (given, routed) in [
+            ("/customs/guarantees/", "/customs/guarantees"),
+            ("/customs/guarantees", "/customs/guarantees"),
+            ("api", "/api"),
+            ("/", ""),
+            ("", ""),
+        ] {
+            assert_eq!(normalise_base_path(given).as_deref(), Some(routed), "{given}");
+        }
+        assert_eq!(normalise_base_path("/a//b"), None);
+        assert_eq!(normalise_base_path("/a/{x}"), None);
     }
 }

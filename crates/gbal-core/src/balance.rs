@@ -21,7 +21,8 @@ use crate::outcome::Outcome;
 use crate::request::{ApiVersion, BalanceQuery, BalanceRequest, CallerId, NewBalanceRequest};
 use crate::tracker::{Completion, LockOutcome, ReplyMatch, Tracker, TrackerError};
 
-/// How long a check may take and how long requests and locks live.
+/// How long a check may take and how long requests and locks live. Every value comes from
+/// the binary's configuration (`[balance]` of `config/default.toml`); there is no default here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BalanceConfig {
     /// How long an API v1 check waits for the reply before answering 202.
@@ -34,15 +35,37 @@ pub struct BalanceConfig {
     pub lock_ttl: Duration,
 }
 
-impl Default for BalanceConfig {
-    fn default() -> Self {
-        Self {
-            sync_wait: Duration::from_secs(15),
-            v2_wait: Duration::from_secs(20),
-            ttl: Duration::from_secs(3600),
-            lock_ttl: Duration::from_secs(60),
+impl BalanceConfig {
+    /// Checks what the service relies on: every duration above zero (a zero lock would let
+    /// every check through), and requests that outlive both waits (a request answered 202 or
+    /// 504 must still be readable, and completable by its reply, afterwards).
+    pub fn validate(&self) -> Result<(), InvalidBalanceConfig> {
+        let invalid = |field, reason| Err(InvalidBalanceConfig { field, reason });
+        for (field, value) in [
+            ("sync_wait", self.sync_wait),
+            ("v2_wait", self.v2_wait),
+            ("ttl", self.ttl),
+            ("lock_ttl", self.lock_ttl),
+        ] {
+            if value.is_zero() {
+                return invalid(field, "must be above 0");
+            }
         }
+        if self.ttl <= self.sync_wait.max(self.v2_wait) {
+            return invalid("ttl", "must be longer than sync_wait and v2_wait");
+        }
+        Ok(())
     }
+}
+
+/// A [`BalanceConfig`] the service cannot work with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct InvalidBalanceConfig {
+    /// The field at fault, as named in [`BalanceConfig`].
+    pub field: &'static str,
+    /// What is wrong with it.
+    pub reason: &'static str,
 }
 
 /// Correlation data propagated to GMS with a check.
