@@ -10,22 +10,14 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-/// When the breaker opens and how long it stays open.
+/// When the breaker opens and how long it stays open (`[gms.breaker]` of the binary's
+/// configuration).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BreakerConfig {
     /// Consecutive failed calls that open the breaker (at least 1).
     pub failure_threshold: u32,
     /// How long it stays open before one trial call is let through.
     pub cool_down: Duration,
-}
-
-impl Default for BreakerConfig {
-    fn default() -> Self {
-        Self {
-            failure_threshold: 5,
-            cool_down: Duration::from_secs(10),
-        }
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

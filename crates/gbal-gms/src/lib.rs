@@ -22,7 +22,7 @@ mod upstream;
 
 pub use breaker::BreakerConfig;
 pub use eis_json::{EisJsonConfig, EisJsonGms};
-pub use ncts_xml::{DEFAULT_RECIPIENT_OFFICE, DEFAULT_SENDER_PREFIX, NctsXmlConfig, NctsXmlGms};
+pub use ncts_xml::{NctsXmlConfig, NctsXmlGms};
 pub use reqwest::Url;
 pub use simulator::{
     Dataset, EmbeddedConfig, EmbeddedSimulator, QueryLimit, SimulatorConfig, serve_simulator,

@@ -16,31 +16,17 @@ use crate::upstream::{ClientError, Upstream, UpstreamConfig, propagated, rfc1123
 
 /// The transport's name in logs and metrics.
 pub const TRANSPORT: &str = "ncts-xml";
-/// The prefix of gbal's recipient id (MesSenMES3, `X-Message-Sender`).
-pub const DEFAULT_SENDER_PREFIX: &str = "MDTP-GUA-";
-/// The NCTS office the IE034 is addressed to (MesRecMES6).
-pub const DEFAULT_RECIPIENT_OFFICE: &str = "NTA.GB";
 
 /// How the ncts-xml adapter reaches GMS.
 #[derive(Debug, Clone)]
 pub struct NctsXmlConfig {
     /// The URL the IE034 is posted to, its token, timeouts, retries and breaker.
     pub upstream: UpstreamConfig,
-    /// The prefix of the recipient id replies are addressed to.
+    /// The prefix of gbal's recipient id (MesSenMES3, `X-Message-Sender`), which replies are
+    /// addressed to.
     pub sender_prefix: String,
-    /// MesRecMES6.
+    /// The NCTS office the IE034 is addressed to (MesRecMES6).
     pub recipient_office: String,
-}
-
-impl NctsXmlConfig {
-    /// The default prefix and office for this endpoint.
-    pub fn new(upstream: UpstreamConfig) -> Self {
-        Self {
-            upstream,
-            sender_prefix: DEFAULT_SENDER_PREFIX.to_owned(),
-            recipient_office: DEFAULT_RECIPIENT_OFFICE.to_owned(),
-        }
-    }
 }
 
 /// GMS over NCTS XML: posts the IE034; any 2xx means accepted.

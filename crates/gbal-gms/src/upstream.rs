@@ -55,7 +55,7 @@ impl fmt::Debug for BearerToken {
 }
 
 /// How a failed exchange is retried: exponential back-off with jitter, bounded in count and in
-/// total time.
+/// total time. The binary fills it in from `[gms.retry]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
     /// Retries after the first attempt (0: never retry).
@@ -68,26 +68,7 @@ pub struct RetryPolicy {
     pub total: Duration,
 }
 
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        Self {
-            max_retries: 3,
-            min_delay: Duration::from_millis(200),
-            max_delay: Duration::from_secs(2),
-            total: Duration::from_secs(10),
-        }
-    }
-}
-
 impl RetryPolicy {
-    /// Never retry.
-    pub fn none() -> Self {
-        Self {
-            max_retries: 0,
-            ..Self::default()
-        }
-    }
-
     fn backoff(&self) -> ExponentialBuilder {
         ExponentialBuilder::new()
             .with_min_delay(self.min_delay)
@@ -97,7 +78,8 @@ impl RetryPolicy {
     }
 }
 
-/// One GMS endpoint: where, with which token, and how patiently.
+/// One GMS endpoint: where, with which token, and how patiently. The binary fills it in from
+/// `[gms]`.
 #[derive(Debug, Clone)]
 pub struct UpstreamConfig {
     /// The URL (ncts-xml: the URL the IE034 is posted to; eis-json: the instance's base URL).
@@ -112,20 +94,6 @@ pub struct UpstreamConfig {
     pub retry: RetryPolicy,
     /// When to stop trying for a while.
     pub breaker: BreakerConfig,
-}
-
-impl UpstreamConfig {
-    /// An endpoint with the default timeouts (connect 2 s, request 10 s), retries and breaker.
-    pub fn new(url: Url, token: BearerToken) -> Self {
-        Self {
-            url,
-            token,
-            connect_timeout: Duration::from_secs(2),
-            request_timeout: Duration::from_secs(10),
-            retry: RetryPolicy::default(),
-            breaker: BreakerConfig::default(),
-        }
-    }
 }
 
 /// The HTTP client could not be built (TLS set-up).

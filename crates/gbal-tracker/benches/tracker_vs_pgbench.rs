@@ -103,7 +103,7 @@ async fn run(settings: &Settings) {
         reset(&raw).await;
         // A replica listens during pgbench too: delivering the notifications is part of
         // the server's work in both runs.
-        let listening = PgTracker::connect(&url, &PgConfig::default()).expect("a valid URL");
+        let listening = PgTracker::connect(&url, &pg_config(1)).expect("a valid URL");
         listening.until_listening().await;
         let cpu = cpu_times();
         let pgbench = pgbench_rate(&url, settings);
@@ -170,15 +170,20 @@ fn request(at: OffsetDateTime, caller: &CallerId, grn: &Grn, tin: &Tin) -> NewBa
     }
 }
 
+/// A pool of `max_connections` that waits for a connection as long as the load needs and bounds
+/// statements the way a replica does.
+fn pg_config(max_connections: u32) -> PgConfig {
+    PgConfig {
+        max_connections,
+        acquire_timeout: Duration::from_secs(10),
+        statement_timeout: Duration::from_secs(5),
+    }
+}
+
 /// How many requests `PgTracker` made, and in how long.
 async fn tracker_run(url: &str, settings: &Settings) -> (u64, Duration) {
     let (duration, clients, pool_size) = (settings.duration, settings.clients, settings.pool_size);
-    let config = PgConfig {
-        max_connections: pool_size,
-        acquire_timeout: Duration::from_secs(10),
-        ..PgConfig::default()
-    };
-    let tracker = Arc::new(PgTracker::connect(url, &config).expect("a valid URL"));
+    let tracker = Arc::new(PgTracker::connect(url, &pg_config(pool_size)).expect("a valid URL"));
     tracker.until_listening().await;
     let outcome = Outcome::Success(Balance {
         amount: "12345678.90".parse().expect("an amount"),

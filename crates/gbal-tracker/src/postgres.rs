@@ -31,7 +31,7 @@ use crate::waiters::{self, Waiters};
 /// The PostgreSQL migrations (`migrations/postgres`).
 pub static PG_MIGRATOR: Migrator = sqlx::migrate!("../../migrations/postgres");
 
-/// How a pool connects to PostgreSQL.
+/// How a pool connects to PostgreSQL (`[database]` of the binary's configuration).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PgConfig {
     /// The most connections the tracker opens (the listener has one more of its own).
@@ -41,16 +41,6 @@ pub struct PgConfig {
     /// How long a statement may run (server-side `statement_timeout`, and a client-side
     /// bound on top of `acquire_timeout`).
     pub statement_timeout: Duration,
-}
-
-impl Default for PgConfig {
-    fn default() -> Self {
-        Self {
-            max_connections: 10,
-            acquire_timeout: Duration::from_secs(2),
-            statement_timeout: Duration::from_secs(5),
-        }
-    }
 }
 
 // How the statements find their rows. Each lookup has one index to use: the id, the message
@@ -622,8 +612,13 @@ mod tests {
 
     #[test]
     fn a_bad_url_is_refused_without_connecting() {
+        let config = PgConfig {
+            max_connections: 1,
+            acquire_timeout: Duration::from_secs(1),
+            statement_timeout: Duration::from_secs(1),
+        };
         assert!(matches!(
-            PgTracker::connect("postgres://gbal@localhost:port/gbal", &PgConfig::default()),
+            PgTracker::connect("postgres://gbal@localhost:port/gbal", &config),
             Err(TrackerError::Other(_))
         ));
     }

@@ -76,12 +76,12 @@ pub struct ConfigArg {
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("what").required(true).args(["grn", "balance_id"])))]
 pub struct CheckArgs {
-    /// gbal's public URL.
-    #[arg(long, default_value = "http://127.0.0.1:8080")]
-    pub url: String,
-    /// The API's base path.
-    #[arg(long, default_value = "/customs/guarantees")]
-    pub base_path: String,
+    /// gbal's public URL [default: `public.listen` of the built-in configuration].
+    #[arg(long)]
+    pub url: Option<String>,
+    /// The API's base path [default: `public.base_path` of the built-in configuration].
+    #[arg(long)]
+    pub base_path: Option<String>,
     /// A bearer token (`gbal token --sub me` makes one for a development gbal).
     #[arg(long, env = "GBAL_TOKEN", hide_env_values = true)]
     pub token: String,
@@ -126,9 +126,10 @@ pub struct GmsSimArgs {
     /// Bearer token gbal must send (gbal's `gms.token`); none required when absent.
     #[arg(long, env = "GBAL_SIM_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
-    /// Queries each TIN may make per 24 hours.
-    #[arg(long, default_value_t = 1000)]
-    pub query_limit: u32,
+    /// Queries each TIN may make per 24 hours [default: `simulator.query_limit` of gbal's
+    /// configuration].
+    #[arg(long)]
+    pub query_limit: Option<u32>,
 }
 
 /// `gbal token`.

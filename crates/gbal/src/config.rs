@@ -1,7 +1,15 @@
 //! gbal's configuration: the built-in defaults, an optional file, then the environment.
 //!
-//! Every key is documented in `config/default.toml` (embedded here) and `docs/operations.md`.
-//! A bad value stops start-up with a message that names the key; secrets are never printed.
+//! `config/default.toml` (embedded here) is the one source of defaults: every key has its
+//! value there, and neither the section types below nor the libraries' settings types have
+//! one of their own. [`Config`] turns the sections into the libraries' settings
+//! ([`Config::api`], [`Config::balance`], [`Config::pg`], [`Config::embedded_simulator`],
+//! [`Config::ncts_xml`], [`Config::eis_json`]).
+//!
+//! Each rule is written once, next to what it checks: a section's own keys in its `validate`
+//! here; the front door's settings in `gbal_api::ApiConfig::validate` and the balance timings
+//! in `gbal_core::BalanceConfig::validate`, whose refusals are named here by key. A bad value
+//! stops start-up with a message that names the key; secrets are never printed.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -9,6 +17,13 @@ use std::path::{Path, PathBuf};
 
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
+use gbal_api::{ApiConfig, KeySource, RateLimitConfig, ReplyConfig, Setting};
+use gbal_core::BalanceConfig;
+use gbal_gms::{
+    BearerToken, BreakerConfig, Dataset, EisJsonConfig, EmbeddedConfig, NctsXmlConfig, QueryLimit,
+    RetryPolicy, UpstreamConfig, Url,
+};
+use gbal_tracker::PgConfig;
 use serde::{Deserialize, Serialize, Serializer};
 
 use crate::duration::HumanDuration;
@@ -79,7 +94,7 @@ pub struct Config {
     /// Balance check timings.
     pub balance: BalanceSection,
     /// Per-caller request rate.
-    pub rate_limit: RateLimitConfig,
+    pub rate_limit: RateLimitSection,
     /// The expiry job.
     pub expiry: ExpiryConfig,
     /// The GMS transport.
@@ -92,7 +107,7 @@ pub struct Config {
     pub shutdown: ShutdownConfig,
 }
 
-/// `[public]`.
+/// `[public]`; checked by the front door ([`Config::api`]).
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct PublicConfig {
@@ -101,9 +116,11 @@ pub struct PublicConfig {
     pub body_limit: usize,
     pub request_timeout: HumanDuration,
     pub max_in_flight: usize,
+    pub readiness_timeout: HumanDuration,
 }
 
-/// `[internal]`.
+/// `[internal]`; checked by the front door ([`Config::api`]) and, for the transport that
+/// needs a reply token, by [`GmsSection::validate`].
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct InternalConfig {
@@ -119,10 +136,11 @@ pub struct DatabaseConfig {
     pub url: Secret,
     pub max_connections: u32,
     pub acquire_timeout: HumanDuration,
+    pub statement_timeout: HumanDuration,
     pub run_migrations: bool,
 }
 
-/// `[auth]`.
+/// `[auth]`: which key source is in force is checked here, the rest by the front door.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthConfig {
@@ -137,7 +155,7 @@ pub struct AuthConfig {
     pub leeway: HumanDuration,
 }
 
-/// `[balance]`.
+/// `[balance]`; checked by [`BalanceConfig::validate`].
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct BalanceSection {
@@ -147,10 +165,10 @@ pub struct BalanceSection {
     pub lock_ttl: HumanDuration,
 }
 
-/// `[rate_limit]`.
+/// `[rate_limit]`; checked by the front door ([`Config::api`]).
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct RateLimitConfig {
+pub struct RateLimitSection {
     pub per_second: u32,
     pub burst: u32,
 }
@@ -198,6 +216,7 @@ pub struct RetrySection {
     pub max_attempts: u32,
     pub max_elapsed: HumanDuration,
     pub min_delay: HumanDuration,
+    pub max_delay: HumanDuration,
 }
 
 /// `[gms.breaker]`.
@@ -283,12 +302,27 @@ fn bad(key: &str, why: impl fmt::Display) -> ConfigError {
     ConfigError(format!("{key}: {why}"))
 }
 
+fn above_zero(key: &str, value: HumanDuration) -> Result<(), ConfigError> {
+    if value.0.is_zero() {
+        return Err(bad(key, "must be above 0"));
+    }
+    Ok(())
+}
+
 impl Config {
     /// Loads defaults, then `file`, then the process environment, and validates the result.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
         let config = Self::load_unchecked(file)?;
         config.validate()?;
         Ok(config)
+    }
+
+    /// The built-in defaults alone (no file, no environment): what a client of a local gbal,
+    /// such as `gbal check`, can assume.
+    pub fn builtin() -> Self {
+        Figment::from(Toml::string(DEFAULT_TOML))
+            .extract()
+            .expect("config/default.toml holds every key (a test checks it)")
     }
 
     /// [`Config::load`] without the cross-key checks: for `gbal migrate`, which needs only the
@@ -332,161 +366,20 @@ impl Config {
         Ok(config)
     }
 
-    /// Checks what the types alone cannot.
+    /// Checks what the types alone cannot, section by section (the key source first: in
+    /// production it is the first thing missing).
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let base = &self.public.base_path;
-        if !base.is_empty() && (!base.starts_with('/') || base.ends_with('/')) {
-            return Err(bad(
-                "public.base_path",
-                "must start with '/' and not end with '/'",
-            ));
-        }
-        if self.public.max_in_flight == 0 {
-            return Err(bad("public.max_in_flight", "must be at least 1"));
-        }
-        if self.public.body_limit == 0 || self.internal.body_limit == 0 {
-            return Err(bad(
-                "public.body_limit / internal.body_limit",
-                "must be above 0",
-            ));
-        }
-        if !self.internal.reply_token.is_empty() && self.internal.reply_token.expose().len() < 16 {
-            return Err(bad(
-                "internal.reply_token",
-                "must have at least 16 characters",
-            ));
-        }
-        if self.database.max_connections == 0 {
-            return Err(bad("database.max_connections", "must be at least 1"));
-        }
-        let sources = [
-            !self.auth.hs256_secret.is_empty(),
-            !self.auth.jwks_file.is_empty(),
-            !self.auth.jwks_url.is_empty(),
-        ];
-        if sources.iter().filter(|s| **s).count() > 1 {
-            return Err(bad(
-                "auth.hs256_secret / auth.jwks_file / auth.jwks_url",
-                "set only one key source",
-            ));
-        }
-        if !self.auth.hs256_secret.is_empty() && self.auth.hs256_secret.expose().len() < 32 {
-            return Err(bad("auth.hs256_secret", "must be at least 32 bytes"));
-        }
-        if self.auth.scope.is_empty() {
-            return Err(bad("auth.scope", "must not be empty"));
-        }
-        for alg in &self.auth.algorithms {
-            if !matches!(
-                alg.as_str(),
-                "RS256"
-                    | "RS384"
-                    | "RS512"
-                    | "PS256"
-                    | "PS384"
-                    | "PS512"
-                    | "ES256"
-                    | "ES384"
-                    | "EdDSA"
-            ) {
-                return Err(bad(
-                    "auth.algorithms",
-                    format!("'{alg}' is not an accepted asymmetric algorithm"),
-                ));
-            }
-        }
-        let b = &self.balance;
-        for (key, d) in [
-            ("balance.sync_wait", b.sync_wait),
-            ("balance.v2_wait", b.v2_wait),
-            ("balance.ttl", b.ttl),
-            ("balance.lock_ttl", b.lock_ttl),
-        ] {
-            if d.0.is_zero() {
-                return Err(bad(key, "must be above 0"));
-            }
-        }
-        if b.sync_wait >= b.ttl || b.v2_wait >= b.ttl {
-            return Err(bad(
-                "balance.ttl",
-                "must be longer than sync_wait and v2_wait",
-            ));
-        }
-        if self.public.request_timeout <= b.v2_wait || self.public.request_timeout <= b.sync_wait {
-            return Err(bad(
-                "public.request_timeout",
-                "must be longer than balance.sync_wait and balance.v2_wait",
-            ));
-        }
-        if self.rate_limit.per_second == 0 || self.rate_limit.burst == 0 {
-            return Err(bad(
-                "rate_limit.per_second / rate_limit.burst",
-                "must be at least 1",
-            ));
-        }
-        if self.expiry.batch == 0 || self.expiry.interval.0.is_zero() {
-            return Err(bad("expiry.batch / expiry.interval", "must be above 0"));
-        }
-        let g = &self.gms;
-        if g.sender_prefix.chars().count() > 11
-            || g.sender_prefix
-                .chars()
-                .any(|c| c.is_whitespace() || c.is_control())
-        {
-            return Err(bad(
-                "gms.sender_prefix",
-                "at most 11 characters without spaces (MesSenMES3 holds 35)",
-            ));
-        }
-        if g.recipient.is_empty() || g.recipient.chars().count() > 35 {
-            return Err(bad("gms.recipient", "1 to 35 characters"));
-        }
-        if g.retry.max_attempts == 0 {
-            return Err(bad("gms.retry.max_attempts", "must be at least 1"));
-        }
-        if g.breaker.failures == 0 {
-            return Err(bad("gms.breaker.failures", "must be at least 1"));
-        }
-        match g.transport {
-            Transport::Simulator => {}
-            Transport::NctsXml => {
-                check_url("gms.url", &g.url)?;
-                if self.internal.reply_token.is_empty() {
-                    return Err(bad(
-                        "internal.reply_token",
-                        "the ncts-xml transport needs the token GMS replies carry",
-                    ));
-                }
-            }
-            Transport::EisJson => {
-                check_url("gms.eis.gb.url", &g.eis.gb.url)?;
-                check_url("gms.eis.xi.url", &g.eis.xi.url)?;
-            }
-        }
-        if self.mode == Mode::Production {
-            if self.auth.hs256_secret.is_empty()
-                && self.auth.jwks_file.is_empty()
-                && self.auth.jwks_url.is_empty()
-            {
-                return Err(bad(
-                    "auth.jwks_url",
-                    "production mode needs a key source (auth.jwks_url, auth.jwks_file or auth.hs256_secret)",
-                ));
-            }
-            if g.transport == Transport::Simulator {
-                return Err(bad(
-                    "gms.transport",
-                    "production mode cannot use the simulator",
-                ));
-            }
-            if self.database.url.is_empty() {
-                return Err(bad(
-                    "database.url",
-                    "production mode needs PostgreSQL (set DATABASE_URL)",
-                ));
-            }
-        }
-        Ok(())
+        self.auth.validate(self.mode)?;
+        let balance = self.balance();
+        balance
+            .validate()
+            .map_err(|e| bad(&format!("balance.{}", e.field), e.reason))?;
+        let api = self.api()?;
+        api.validate(&balance)
+            .map_err(|e| bad(api_key(&api, e.setting), e.reason))?;
+        self.expiry.validate()?;
+        self.gms.validate(self.mode, &self.internal)?;
+        self.database.validate(self.mode)
     }
 
     /// The HS256 secret in force: the configured one, or the development secret when
@@ -504,16 +397,289 @@ impl Config {
         toml::to_string_pretty(self)
             .unwrap_or_else(|e| format!("# cannot print the configuration: {e}\n"))
     }
+
+    /// The front door's settings: `[public]`, `[internal]`, `[auth]`, `[rate_limit]`,
+    /// `shutdown.delay` and `gms.sender_prefix` (the prefix replies are addressed with).
+    pub fn api(&self) -> Result<ApiConfig, ConfigError> {
+        let a = &self.auth;
+        let (keys, algorithms) = if !a.jwks_file.is_empty() {
+            let refresh = a.jwks_refresh.0;
+            let path = a.jwks_file.clone().into();
+            (KeySource::JwksFile { path, refresh }, a.algorithms.clone())
+        } else if !a.jwks_url.is_empty() {
+            let refresh = a.jwks_refresh.0;
+            let url = a.jwks_url.clone();
+            (KeySource::JwksUrl { url, refresh }, a.algorithms.clone())
+        } else if let Some(secret) = self.hs256_secret() {
+            // A shared secret is used with HS256 alone; `auth.algorithms` is for JWKS keys.
+            let secret = KeySource::Hs256Secret(secret.to_owned());
+            (secret, vec!["HS256".to_owned()])
+        } else {
+            return Err(bad("auth.jwks_url", "no key source configured"));
+        };
+        let reply_token = if self.internal.reply_token.is_empty() {
+            // Nothing can post replies then (the embedded simulator delivers in process): an
+            // unguessable token closes the route.
+            random_token()
+        } else {
+            self.internal.reply_token.expose().to_owned()
+        };
+        Ok(ApiConfig {
+            base_path: self.public.base_path.clone(),
+            public_body_limit: self.public.body_limit,
+            max_in_flight: self.public.max_in_flight,
+            reply_body_limit: self.internal.body_limit,
+            request_timeout: self.public.request_timeout.0,
+            readiness_timeout: self.public.readiness_timeout.0,
+            shutdown_delay: self.shutdown.delay.0,
+            auth: gbal_api::AuthConfig {
+                algorithms,
+                keys,
+                issuer: a.issuer.clone(),
+                audience: a.audience.clone(),
+                required_scope: a.scope.clone(),
+                leeway: a.leeway.0,
+            },
+            rate_limit: RateLimitConfig {
+                per_second: self.rate_limit.per_second,
+                burst: self.rate_limit.burst,
+            },
+            reply: ReplyConfig {
+                token: reply_token,
+                recipient_prefix: self.gms.sender_prefix.clone(),
+            },
+        })
+    }
+
+    /// The balance service's timings: `[balance]`.
+    pub fn balance(&self) -> BalanceConfig {
+        let b = &self.balance;
+        BalanceConfig {
+            sync_wait: b.sync_wait.0,
+            v2_wait: b.v2_wait.0,
+            ttl: b.ttl.0,
+            lock_ttl: b.lock_ttl.0,
+        }
+    }
+
+    /// The PostgreSQL pool: `[database]`.
+    pub fn pg(&self) -> PgConfig {
+        PgConfig {
+            max_connections: self.database.max_connections,
+            acquire_timeout: self.database.acquire_timeout.0,
+            statement_timeout: self.database.statement_timeout.0,
+        }
+    }
+
+    /// The embedded simulator over `dataset`: `[simulator]` and how `[gms]` addresses
+    /// messages.
+    pub fn embedded_simulator(&self, dataset: Dataset) -> EmbeddedConfig {
+        EmbeddedConfig {
+            dataset: dataset.with_default_reply_delay(self.simulator.reply_delay.0),
+            query_limit: QueryLimit::per_day(self.simulator.query_limit),
+            sender_prefix: self.gms.sender_prefix.clone(),
+            recipient_office: self.gms.recipient.clone(),
+        }
+    }
+
+    /// The ncts-xml adapter: `[gms]`.
+    pub fn ncts_xml(&self) -> Result<NctsXmlConfig, ConfigError> {
+        let g = &self.gms;
+        Ok(NctsXmlConfig {
+            upstream: g.upstream("gms.url", &g.url, &g.token)?,
+            sender_prefix: g.sender_prefix.clone(),
+            recipient_office: g.recipient.clone(),
+        })
+    }
+
+    /// The eis-json adapter: `[gms]` with `[gms.eis.gb]` and `[gms.eis.xi]`.
+    pub fn eis_json(&self) -> Result<EisJsonConfig, ConfigError> {
+        let g = &self.gms;
+        Ok(EisJsonConfig {
+            gb: g.upstream("gms.eis.gb.url", &g.eis.gb.url, &g.eis.gb.token)?,
+            xi: g.upstream("gms.eis.xi.url", &g.eis.xi.url, &g.eis.xi.token)?,
+        })
+    }
 }
 
-fn check_url(key: &str, url: &str) -> Result<(), ConfigError> {
+/// The key of a front-door setting. `AuthKeys` is the key of the source in force.
+fn api_key(api: &ApiConfig, setting: Setting) -> &'static str {
+    match setting {
+        Setting::BasePath => "public.base_path",
+        Setting::PublicBodyLimit => "public.body_limit",
+        Setting::MaxInFlight => "public.max_in_flight",
+        Setting::RequestTimeout => "public.request_timeout",
+        Setting::ReadinessTimeout => "public.readiness_timeout",
+        Setting::ReplyBodyLimit => "internal.body_limit",
+        Setting::ReplyToken => "internal.reply_token",
+        Setting::AuthAlgorithms => "auth.algorithms",
+        Setting::AuthKeys => match api.auth.keys {
+            KeySource::Hs256Secret(_) => "auth.hs256_secret",
+            KeySource::JwksFile { .. } => "auth.jwks_file",
+            KeySource::JwksUrl { .. } => "auth.jwks_url",
+        },
+        Setting::AuthIssuer => "auth.issuer",
+        Setting::AuthAudience => "auth.audience",
+        Setting::AuthScope => "auth.scope",
+        Setting::RatePerSecond => "rate_limit.per_second",
+        Setting::RateBurst => "rate_limit.burst",
+        Setting::RecipientPrefix => "gms.sender_prefix",
+    }
+}
+
+/// 32 hex digits nobody can guess, for a reply route nobody may use.
+fn random_token() -> String {
+    let hex = || {
+        gbal_core::BalanceRequestId::new()
+            .to_string()
+            .replace('-', "")
+    };
+    format!("{}{}", hex(), hex())
+}
+
+impl AuthConfig {
+    /// At most one key source; production mode needs one (the development secret is never
+    /// used there).
+    pub fn validate(&self, mode: Mode) -> Result<(), ConfigError> {
+        let sources = [
+            !self.hs256_secret.is_empty(),
+            !self.jwks_file.is_empty(),
+            !self.jwks_url.is_empty(),
+        ];
+        match sources.iter().filter(|s| **s).count() {
+            0 if mode == Mode::Production => Err(bad(
+                "auth.jwks_url",
+                "production mode needs a key source (auth.jwks_url, auth.jwks_file or auth.hs256_secret)",
+            )),
+            0 | 1 => Ok(()),
+            _ => Err(bad(
+                "auth.hs256_secret / auth.jwks_file / auth.jwks_url",
+                "set only one key source",
+            )),
+        }
+    }
+}
+
+impl DatabaseConfig {
+    /// A pool of at least one connection whose waits end; PostgreSQL in production.
+    pub fn validate(&self, mode: Mode) -> Result<(), ConfigError> {
+        if self.max_connections == 0 {
+            return Err(bad("database.max_connections", "must be at least 1"));
+        }
+        above_zero("database.acquire_timeout", self.acquire_timeout)?;
+        // Zero is PostgreSQL's "no limit": a stuck statement would hold its connection.
+        above_zero("database.statement_timeout", self.statement_timeout)?;
+        if mode == Mode::Production && self.url.is_empty() {
+            return Err(bad(
+                "database.url",
+                "production mode needs PostgreSQL (set DATABASE_URL)",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl ExpiryConfig {
+    /// A job that runs and deletes something each time.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        above_zero("expiry.interval", self.interval)?;
+        if self.batch == 0 {
+            return Err(bad("expiry.batch", "must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
+impl GmsSection {
+    /// Message addressing that fits NCTS's fields, retries and a breaker that can act, and
+    /// what the transport needs (including the reply token replies arrive with); no simulator
+    /// in production.
+    pub fn validate(&self, mode: Mode, internal: &InternalConfig) -> Result<(), ConfigError> {
+        if self.sender_prefix.chars().count() > 11
+            || self
+                .sender_prefix
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(bad(
+                "gms.sender_prefix",
+                "at most 11 characters without spaces (MesSenMES3 holds 35)",
+            ));
+        }
+        if self.recipient.is_empty() || self.recipient.chars().count() > 35 {
+            return Err(bad("gms.recipient", "1 to 35 characters"));
+        }
+        if self.retry.max_attempts == 0 {
+            return Err(bad("gms.retry.max_attempts", "must be at least 1"));
+        }
+        if self.retry.max_delay < self.retry.min_delay {
+            return Err(bad(
+                "gms.retry.max_delay",
+                "must not be shorter than gms.retry.min_delay",
+            ));
+        }
+        if self.breaker.failures == 0 {
+            return Err(bad("gms.breaker.failures", "must be at least 1"));
+        }
+        match self.transport {
+            Transport::Simulator if mode == Mode::Production => Err(bad(
+                "gms.transport",
+                "production mode cannot use the simulator",
+            )),
+            Transport::Simulator => Ok(()),
+            Transport::NctsXml => {
+                check_url("gms.url", &self.url)?;
+                if internal.reply_token.is_empty() {
+                    return Err(bad(
+                        "internal.reply_token",
+                        "the ncts-xml transport needs the token GMS replies carry",
+                    ));
+                }
+                Ok(())
+            }
+            Transport::EisJson => {
+                check_url("gms.eis.gb.url", &self.eis.gb.url)?;
+                check_url("gms.eis.xi.url", &self.eis.xi.url)?;
+                Ok(())
+            }
+        }
+    }
+
+    /// One GMS endpoint at `url` (the value of `key`), with this section's timeouts, retries
+    /// and breaker.
+    fn upstream(
+        &self,
+        key: &str,
+        url: &str,
+        token: &Secret,
+    ) -> Result<UpstreamConfig, ConfigError> {
+        Ok(UpstreamConfig {
+            url: check_url(key, url)?,
+            token: BearerToken::new(token.expose()),
+            connect_timeout: self.connect_timeout.0,
+            request_timeout: self.request_timeout.0,
+            retry: RetryPolicy {
+                max_retries: self.retry.max_attempts.saturating_sub(1) as usize,
+                min_delay: self.retry.min_delay.0,
+                max_delay: self.retry.max_delay.0,
+                total: self.retry.max_elapsed.0,
+            },
+            breaker: BreakerConfig {
+                failure_threshold: self.breaker.failures,
+                cool_down: self.breaker.open_for.0,
+            },
+        })
+    }
+}
+
+fn check_url(key: &str, url: &str) -> Result<Url, ConfigError> {
     if url.is_empty() {
         return Err(bad(key, "must be set for this transport"));
     }
     if !(url.starts_with("http://") || url.starts_with("https://")) {
         return Err(bad(key, format!("'{url}' is not an http(s) URL")));
     }
-    Ok(())
+    Url::parse(url).map_err(|e| bad(key, format!("'{url}' is not a URL: {e}")))
 }
 
 /// Where SQLite keeps its file when no database URL is configured.
@@ -555,6 +721,47 @@ mod tests {
             assert_eq!(c.public.base_path, "/customs/guarantees");
             assert_eq!(c.gms.transport, Transport::Simulator);
             assert_eq!(c.hs256_secret(), Some(DEVELOPMENT_SECRET));
+            assert_eq!(c.simulator.query_limit, 1000);
+        });
+    }
+
+    #[test]
+    fn the_builtin_defaults_alone_are_valid_and_fill_every_library_setting() {
+        let c = Config::builtin();
+        c.validate().unwrap();
+        let api = c.api().unwrap();
+        assert_eq!(api.base_path, "/customs/guarantees");
+        assert_eq!(api.public_body_limit, 16 * 1024);
+        assert_eq!(api.auth.algorithms, ["HS256"], "the development secret");
+        assert_eq!(api.reply.recipient_prefix, "MDTP-GUA-");
+        assert!(
+            api.reply.token.len() >= 16,
+            "a random token closes the route"
+        );
+        assert_eq!(c.balance().lock_ttl, Duration::from_secs(60));
+        assert_eq!(c.pg().statement_timeout, Duration::from_secs(5));
+        let embedded = c.embedded_simulator(Dataset::sandbox());
+        assert_eq!(embedded.query_limit.per_tin, 1000);
+        assert_eq!(embedded.recipient_office, "NTA.GB");
+    }
+
+    #[test]
+    fn gms_settings_follow_the_sections() {
+        jailed(|jail| {
+            jail.set_env("GBAL_INTERNAL__REPLY_TOKEN", "a-reply-token-of-sixteen+");
+            let c = load(
+                jail,
+                Some("[gms]\ntransport = \"ncts-xml\"\nurl = \"https://gms.example/m\"\n[gms.retry]\nmax_attempts = 1\n"),
+            )
+            .unwrap();
+            let ncts = c.ncts_xml().unwrap();
+            assert_eq!(ncts.upstream.url.as_str(), "https://gms.example/m");
+            assert_eq!(ncts.upstream.retry.max_retries, 0);
+            assert_eq!(ncts.upstream.retry.min_delay, Duration::from_millis(100));
+            assert_eq!(ncts.upstream.retry.max_delay, Duration::from_secs(2));
+            assert_eq!(ncts.upstream.retry.total, Duration::from_secs(5));
+            assert_eq!(ncts.upstream.breaker.cool_down, Duration::from_secs(30));
+            assert_eq!(ncts.sender_prefix, "MDTP-GUA-");
         });
     }
 
@@ -598,6 +805,72 @@ mod tests {
         jailed(|jail| {
             let e = load(jail, Some("[balance]\nsync_wiat = \"5s\"\n")).unwrap_err();
             assert!(e.0.contains("sync_wiat"), "{e}");
+        });
+    }
+
+    #[test]
+    fn each_section_names_its_own_key() {
+        let cases: &[(&str, &str, &str)] = &[
+            ("GBAL_PUBLIC__BASE_PATH", "/a/{x}", "public.base_path"),
+            ("GBAL_PUBLIC__BODY_LIMIT", "0", "public.body_limit"),
+            (
+                "GBAL_PUBLIC__REQUEST_TIMEOUT",
+                "20s",
+                "public.request_timeout",
+            ),
+            (
+                "GBAL_PUBLIC__READINESS_TIMEOUT",
+                "0s",
+                "public.readiness_timeout",
+            ),
+            ("GBAL_INTERNAL__BODY_LIMIT", "0", "internal.body_limit"),
+            (
+                "GBAL_DATABASE__MAX_CONNECTIONS",
+                "0",
+                "database.max_connections",
+            ),
+            (
+                "GBAL_DATABASE__STATEMENT_TIMEOUT",
+                "0s",
+                "database.statement_timeout",
+            ),
+            ("GBAL_AUTH__ISSUER", "", "auth.issuer"),
+            ("GBAL_AUTH__SCOPE", "", "auth.scope"),
+            ("GBAL_BALANCE__TTL", "20s", "balance.ttl"),
+            ("GBAL_BALANCE__LOCK_TTL", "0s", "balance.lock_ttl"),
+            ("GBAL_RATE_LIMIT__PER_SECOND", "0", "rate_limit.per_second"),
+            ("GBAL_EXPIRY__BATCH", "0", "expiry.batch"),
+            ("GBAL_EXPIRY__INTERVAL", "0s", "expiry.interval"),
+            ("GBAL_GMS__SENDER_PREFIX", "", "gms.sender_prefix"),
+            ("GBAL_GMS__SENDER_PREFIX", "MDTP GUA", "gms.sender_prefix"),
+            ("GBAL_GMS__RECIPIENT", "", "gms.recipient"),
+            (
+                "GBAL_GMS__RETRY__MAX_ATTEMPTS",
+                "0",
+                "gms.retry.max_attempts",
+            ),
+            ("GBAL_GMS__RETRY__MAX_DELAY", "50ms", "gms.retry.max_delay"),
+            ("GBAL_GMS__BREAKER__FAILURES", "0", "gms.breaker.failures"),
+        ];
+        for (var, value, key) in cases {
+            jailed(|jail| {
+                jail.set_env(var, value);
+                let e = load(jail, None).unwrap_err();
+                assert!(e.0.contains(&format!("{key}:")), "{var}={value}: {e}");
+            });
+        }
+        jailed(|jail| {
+            jail.set_env("GBAL_AUTH__JWKS_FILE", "keys.json");
+            jail.set_env("GBAL_AUTH__ALGORITHMS", "[\"HS256\"]");
+            let e = load(jail, None).unwrap_err();
+            assert!(e.0.contains("auth.algorithms:"), "{e}");
+        });
+        jailed(|jail| {
+            jail.set_env("GBAL_GMS__TRANSPORT", "eis-json");
+            jail.set_env("GBAL_GMS__EIS__GB__URL", "https://gb.example");
+            jail.set_env("GBAL_GMS__EIS__XI__URL", "http://");
+            let e = load(jail, None).unwrap_err();
+            assert!(e.0.contains("gms.eis.xi.url:"), "{e}");
         });
     }
 
@@ -707,6 +980,35 @@ mod tests {
             missing.is_empty(),
             "keys of config/default.toml missing from docs/operations.md: {missing:?}"
         );
+        // Each key's row gives its default exactly as config/default.toml has it.
+        let documented = |key: &str| -> Option<String> {
+            let row = doc
+                .lines()
+                .find(|l| l.starts_with(&format!("| `{key}` |")))?;
+            row.split('|').nth(3).map(|cell| cell.trim().to_owned())
+        };
+        let written = |v: &toml::Value| match v {
+            toml::Value::String(s) if s.is_empty() => "empty".to_owned(),
+            toml::Value::String(s) => format!("`{s}`"),
+            toml::Value::Array(items) => {
+                let items: Vec<String> = items.iter().map(|i| i.to_string()).collect();
+                format!("`[{}]`", items.join(", "))
+            }
+            other => format!("`{other}`"),
+        };
+        for key in &all {
+            let value = key
+                .split('.')
+                .try_fold(toml::Value::Table(table.clone()), |v, part| {
+                    v.get(part).cloned()
+                })
+                .unwrap();
+            assert_eq!(
+                documented(key),
+                Some(written(&value)),
+                "the default of {key} in docs/operations.md"
+            );
+        }
     }
 
     #[test]

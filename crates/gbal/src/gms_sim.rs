@@ -6,6 +6,9 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use gbal_gms::{BearerToken, Dataset, QueryLimit, SimulatorConfig, Url, serve_simulator};
+
+/// Longest wait for gbal to take one reply.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
 use tokio_util::sync::CancellationToken;
 
 /// What `gbal gms-sim` was asked to do.
@@ -31,18 +34,17 @@ pub async fn run(options: GmsSimOptions, shutdown: CancellationToken) -> anyhow:
         Some(path) => Dataset::load(path).with_context(|| format!("dataset {}", path.display()))?,
         None => Dataset::sandbox(),
     };
-    let mut config = SimulatorConfig::new(dataset);
-    config.query_limit = QueryLimit {
-        per_tin: options.query_limit,
-        ..QueryLimit::default()
-    };
+    let mut config = SimulatorConfig::new(
+        dataset,
+        QueryLimit::per_day(options.query_limit),
+        REPLY_TIMEOUT,
+    );
     config.token = options.token.clone().map(BearerToken::new);
     config.reply_token = options.reply_token.clone().map(BearerToken::new);
     config.reply_to = match &options.reply_to {
         Some(url) => Some(Url::parse(url).with_context(|| format!("--reply-to {url}"))?),
         None => None,
     };
-    config.reply_timeout = Duration::from_secs(5);
     let listener = tokio::net::TcpListener::bind(options.listen)
         .await
         .with_context(|| format!("listening on {}", options.listen))?;

@@ -143,9 +143,12 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
                     )));
                 }
             };
+            let builtin = Config::builtin();
             let options = CheckOptions {
-                url: args.url,
-                base_path: args.base_path,
+                url: args
+                    .url
+                    .unwrap_or_else(|| format!("http://{}", builtin.public.listen)),
+                base_path: args.base_path.unwrap_or(builtin.public.base_path),
                 token: args.token,
                 json: args.json,
                 interval: std::time::Duration::from_secs(1),
@@ -161,7 +164,8 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
         }
         Command::GmsSim(args) => {
             let runtime = runtime()?;
-            let telemetry = Telemetry::init(&Config::load(None)?.telemetry)?;
+            let config = Config::load(None)?;
+            let telemetry = Telemetry::init(&config.telemetry)?;
             let result = runtime.block_on(async {
                 let shutdown = CancellationToken::new();
                 tokio::spawn(signals::cancel_on_signal(shutdown.clone()));
@@ -171,7 +175,7 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
                     reply_to: args.reply_to,
                     reply_token: args.reply_token,
                     token: args.token,
-                    query_limit: args.query_limit,
+                    query_limit: args.query_limit.unwrap_or(config.simulator.query_limit),
                 };
                 gms_sim::run(options, shutdown).await
             });

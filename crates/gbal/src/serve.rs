@@ -5,23 +5,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use anyhow::{Context as _, bail};
-use gbal_api::{
-    ApiConfig, AppState, AuthConfig, KeySource, MetricsRender, RateLimitConfig, ReplyConfig,
-    TrackerReplySink,
-};
-use gbal_core::{BalanceConfig, BalanceService, Clock, Gms, SystemClock, Tracker};
-use gbal_gms::{
-    BearerToken, BreakerConfig, Dataset, EisJsonConfig, EisJsonGms, EmbeddedConfig,
-    EmbeddedSimulator, NctsXmlConfig, NctsXmlGms, QueryLimit, RetryPolicy, UpstreamConfig, Url,
-};
-use gbal_tracker::{PgConfig, PgTracker, SqliteTracker};
+use anyhow::Context as _;
+use gbal_api::{AppState, MetricsRender, TrackerReplySink};
+use gbal_core::{BalanceService, Clock, Gms, SystemClock, Tracker};
+use gbal_gms::{Dataset, EisJsonGms, EmbeddedSimulator, NctsXmlGms};
+use gbal_tracker::{PgTracker, SqliteTracker};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::{Config, EisInstance, GmsSection, Mode, Transport, default_sqlite_path};
+use crate::config::{Config, Mode, Transport, default_sqlite_path};
 
 /// Latency buckets (seconds) of the request and GMS call histograms.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -57,12 +51,8 @@ async fn open_store(config: &Config, migrate: bool) -> anyhow::Result<Store> {
         tracing::warn!(path = %path.display(), "no database.url: using SQLite, fit for one process only");
         return Ok(Store::Sqlite(Arc::new(tracker)));
     }
-    let pg = PgConfig {
-        max_connections: config.database.max_connections,
-        acquire_timeout: config.database.acquire_timeout.0,
-        ..PgConfig::default()
-    };
-    let tracker = PgTracker::connect(config.database.url.expose(), &pg).context("database.url")?;
+    let tracker =
+        PgTracker::connect(config.database.url.expose(), &config.pg()).context("database.url")?;
     if migrate {
         tracker
             .migrate()
@@ -84,132 +74,29 @@ pub async fn migrate(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn upstream(url: &str, token: &str, gms: &GmsSection, key: &str) -> anyhow::Result<UpstreamConfig> {
-    let url = Url::parse(url).with_context(|| format!("{key}: '{url}' is not a URL"))?;
-    let mut upstream = UpstreamConfig::new(url, BearerToken::new(token));
-    upstream.connect_timeout = gms.connect_timeout.0;
-    upstream.request_timeout = gms.request_timeout.0;
-    upstream.retry = RetryPolicy {
-        max_retries: gms.retry.max_attempts.saturating_sub(1) as usize,
-        min_delay: gms.retry.min_delay.0,
-        total: gms.retry.max_elapsed.0,
-        ..RetryPolicy::default()
-    };
-    upstream.breaker = BreakerConfig {
-        failure_threshold: gms.breaker.failures,
-        cool_down: gms.breaker.open_for.0,
-    };
-    Ok(upstream)
-}
-
-fn eis(instance: &EisInstance, gms: &GmsSection, key: &str) -> anyhow::Result<UpstreamConfig> {
-    upstream(&instance.url, instance.token.expose(), gms, key)
-}
-
 fn build_gms(
     config: &Config,
     tracker: Arc<dyn Tracker>,
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<Arc<dyn Gms>> {
-    let g = &config.gms;
-    Ok(match g.transport {
+    Ok(match config.gms.transport {
         Transport::Simulator => {
             let dataset = if config.simulator.dataset.is_empty() {
                 Dataset::sandbox()
             } else {
                 Dataset::load(Path::new(&config.simulator.dataset)).context("simulator.dataset")?
             };
-            let mut embedded = EmbeddedConfig::new(
-                dataset.with_default_reply_delay(config.simulator.reply_delay.0),
-            );
-            embedded.query_limit = QueryLimit {
-                per_tin: config.simulator.query_limit,
-                ..QueryLimit::default()
-            };
-            embedded.sender_prefix = g.sender_prefix.clone();
-            embedded.recipient_office = g.recipient.clone();
+            let embedded = config.embedded_simulator(dataset);
             let sink = Arc::new(TrackerReplySink::new(tracker, clock.clone()));
             Arc::new(EmbeddedSimulator::new(embedded, sink).with_clock(clock))
         }
         Transport::NctsXml => {
-            let mut ncts = NctsXmlConfig::new(upstream(&g.url, g.token.expose(), g, "gms.url")?);
-            ncts.sender_prefix = g.sender_prefix.clone();
-            ncts.recipient_office = g.recipient.clone();
-            Arc::new(NctsXmlGms::new(ncts).context("gms (ncts-xml)")?)
+            Arc::new(NctsXmlGms::new(config.ncts_xml()?).context("gms (ncts-xml)")?)
         }
-        Transport::EisJson => Arc::new(
-            EisJsonGms::new(EisJsonConfig {
-                gb: eis(&g.eis.gb, g, "gms.eis.gb.url")?,
-                xi: eis(&g.eis.xi, g, "gms.eis.xi.url")?,
-            })
-            .context("gms (eis-json)")?,
-        ),
+        Transport::EisJson => {
+            Arc::new(EisJsonGms::new(config.eis_json()?).context("gms (eis-json)")?)
+        }
     })
-}
-
-fn api_config(config: &Config) -> anyhow::Result<ApiConfig> {
-    let a = &config.auth;
-    let (keys, algorithms) = if !a.jwks_file.is_empty() {
-        (
-            KeySource::JwksFile {
-                path: a.jwks_file.clone().into(),
-                refresh: a.jwks_refresh.0,
-            },
-            a.algorithms.clone(),
-        )
-    } else if !a.jwks_url.is_empty() {
-        (
-            KeySource::JwksUrl {
-                url: a.jwks_url.clone(),
-                refresh: a.jwks_refresh.0,
-            },
-            a.algorithms.clone(),
-        )
-    } else if let Some(secret) = config.hs256_secret() {
-        (
-            KeySource::Hs256Secret(secret.to_owned()),
-            vec!["HS256".to_owned()],
-        )
-    } else {
-        bail!(
-            "auth: no key source configured (auth.jwks_url, auth.jwks_file or auth.hs256_secret)"
-        );
-    };
-    let mut auth = AuthConfig::new(keys, a.issuer.clone(), a.audience.clone());
-    auth.algorithms = algorithms;
-    auth.required_scope = a.scope.clone();
-    auth.leeway = a.leeway.0;
-    let reply_token = if config.internal.reply_token.is_empty() {
-        // Nothing can post replies then (the embedded simulator delivers in process): an
-        // unguessable token closes the route.
-        random_token()
-    } else {
-        config.internal.reply_token.expose().to_owned()
-    };
-    let mut reply = ReplyConfig::new(reply_token);
-    reply.recipient_prefix = config.gms.sender_prefix.clone();
-    let mut api = ApiConfig::new(auth, reply);
-    api.base_path = config.public.base_path.clone();
-    api.public_body_limit = config.public.body_limit;
-    api.max_in_flight = config.public.max_in_flight;
-    api.reply_body_limit = config.internal.body_limit;
-    api.request_timeout = config.public.request_timeout.0;
-    api.shutdown_delay = config.shutdown.delay.0;
-    api.rate_limit = RateLimitConfig {
-        per_second: config.rate_limit.per_second,
-        burst: config.rate_limit.burst,
-    };
-    Ok(api)
-}
-
-fn random_token() -> String {
-    format!("{}{}", uuid_hex(), uuid_hex())
-}
-
-fn uuid_hex() -> String {
-    gbal_core::BalanceRequestId::new()
-        .to_string()
-        .replace('-', "")
 }
 
 fn install_metrics()
@@ -245,19 +132,9 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     let store = open_store(&config, config.database.run_migrations).await?;
     let tracker = store.tracker();
     let gms = build_gms(&config, tracker.clone(), clock.clone())?;
-    let service = BalanceService::new(
-        tracker.clone(),
-        gms,
-        clock.clone(),
-        BalanceConfig {
-            sync_wait: config.balance.sync_wait.0,
-            v2_wait: config.balance.v2_wait.0,
-            ttl: config.balance.ttl.0,
-            lock_ttl: config.balance.lock_ttl.0,
-        },
-    );
+    let service = BalanceService::new(tracker.clone(), gms, clock.clone(), config.balance());
     let (render, handle) = install_metrics()?;
-    let state = AppState::new(api_config(&config)?, service, Some(render))
+    let state = AppState::new(config.api()?, service, Some(render))
         .await
         .context("starting the HTTP front door")?;
 

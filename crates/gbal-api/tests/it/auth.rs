@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::Request;
-use gbal_api::{ApiConfig, AppState, AuthConfig, KeySource, ReplyConfig};
-use gbal_core::{BalanceConfig, BalanceService};
+use gbal_api::{AppState, KeySource};
+use gbal_core::BalanceService;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 
@@ -232,17 +232,14 @@ async fn app_with_keys(
     keys: KeySource,
     algorithms: &[&str],
 ) -> Result<AppState, gbal_api::StartError> {
-    let mut auth = AuthConfig::new(keys, ISSUER, AUDIENCE);
+    let mut auth = defaults::auth(keys);
+    auth.issuer = ISSUER.to_owned();
+    auth.audience = AUDIENCE.to_owned();
     auth.algorithms = algorithms.iter().map(|a| (*a).to_owned()).collect();
     let parts = Parts::sqlite().await;
     let gms = parts.simulator();
-    let service = BalanceService::new(parts.tracker, gms, parts.clock, BalanceConfig::default());
-    AppState::new(
-        ApiConfig::new(auth, ReplyConfig::new(REPLY_TOKEN)),
-        service,
-        None,
-    )
-    .await
+    let service = BalanceService::new(parts.tracker, gms, parts.clock, defaults::balance());
+    AppState::new(defaults::api(auth, REPLY_TOKEN), service, None).await
 }
 
 #[tokio::test]

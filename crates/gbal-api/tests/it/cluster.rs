@@ -25,7 +25,7 @@ async fn a_reply_to_the_other_instance_still_answers_the_waiting_post() {
     let balance = BalanceConfig {
         sync_wait: Duration::from_secs(5),
         v2_wait: Duration::from_secs(5),
-        ..BalanceConfig::default()
+        ..defaults::balance()
     };
     let a = Gbal::start(listeners_a, tracker_a, &simulator.url, balance).await;
     let b = Gbal::start(listeners_b, tracker_b, &simulator.url, balance).await;
@@ -65,7 +65,7 @@ async fn once_a_minute_holds_across_instances() {
     let simulator = Simulator::start(listeners_a.internal_addr()).await;
     let balance = BalanceConfig {
         sync_wait: Duration::from_secs(5),
-        ..BalanceConfig::default()
+        ..defaults::balance()
     };
     let a = Gbal::start(listeners_a, tracker_a, &simulator.url, balance).await;
     let b = Gbal::start(listeners_b, tracker_b, &simulator.url, balance).await;

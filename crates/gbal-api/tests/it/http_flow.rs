@@ -7,9 +7,7 @@ use std::time::Duration;
 
 use gbal_api::AppState;
 use gbal_core::{BalanceConfig, BalanceService, Gms, SystemClock, Tracker};
-use gbal_gms::{
-    BearerToken, Dataset, NctsXmlConfig, NctsXmlGms, SimulatorConfig, UpstreamConfig, Url,
-};
+use gbal_gms::{BearerToken, Dataset, NctsXmlGms, SimulatorConfig, Url};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -67,7 +65,8 @@ impl Simulator {
     pub async fn start(reply_to: SocketAddr) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let mut config = SimulatorConfig::new(dataset());
+        let mut config =
+            SimulatorConfig::new(dataset(), defaults::query_limit(), Duration::from_secs(5));
         config.token = Some(BearerToken::new(GMS_TOKEN));
         config.reply_to = Some(Url::parse(&format!("http://{reply_to}")).unwrap());
         config.reply_token = Some(BearerToken::new(REPLY_TOKEN));
@@ -129,11 +128,8 @@ impl Gbal {
         balance: BalanceConfig,
     ) -> Self {
         let adapter: Arc<dyn Gms> = Arc::new(
-            NctsXmlGms::new(NctsXmlConfig::new(UpstreamConfig::new(
-                gms.clone(),
-                BearerToken::new(GMS_TOKEN),
-            )))
-            .unwrap(),
+            NctsXmlGms::new(defaults::ncts_xml(defaults::upstream(gms.clone(), GMS_TOKEN)))
+                .unwrap(),
         );
         let service = BalanceService::new(tracker, adapter, Arc::new(SystemClock), balance);
         let jwks = jwks_tempfile();
@@ -246,7 +242,7 @@ async fn a_reply_later_than_sync_wait_is_202_then_pending_then_the_balance() {
     let simulator = Simulator::start(listeners.internal_addr()).await;
     let balance = BalanceConfig {
         sync_wait: Duration::from_secs(1),
-        ..BalanceConfig::default()
+        ..defaults::balance()
     };
     let gbal = Gbal::start(listeners, tracker, &simulator.url, balance).await;
     let client = reqwest::Client::new();
@@ -306,7 +302,7 @@ async fn a_reply_sooner_than_sync_wait_is_200() {
     let balance = BalanceConfig {
         sync_wait: Duration::from_secs(3),
         v2_wait: Duration::from_secs(3),
-        ..BalanceConfig::default()
+        ..defaults::balance()
     };
     let gbal = Gbal::start(listeners, tracker, &simulator.url, balance).await;
     let client = reqwest::Client::new();
@@ -341,7 +337,7 @@ async fn shutdown_turns_readyz_503_first_and_lets_requests_finish() {
     let simulator = Simulator::start(listeners.internal_addr()).await;
     let balance = BalanceConfig {
         sync_wait: Duration::from_secs(5),
-        ..BalanceConfig::default()
+        ..defaults::balance()
     };
     let gbal = Gbal::start(listeners, tracker, &simulator.url, balance).await;
     let client = reqwest::Client::new();

@@ -14,7 +14,7 @@ use gbal_core::{
 use gbal_tracker::SqliteTracker;
 use time::OffsetDateTime;
 
-use crate::support::FakeGms;
+use crate::support::{FakeGms, defaults};
 
 /// SQLite, with the first `duplicates` inserts refused as duplicates and every lock held.
 #[derive(Debug)]
@@ -116,7 +116,7 @@ fn service(tracker: Arc<dyn Tracker>, answer: Outcome) -> BalanceService {
         tracker,
         gms,
         Arc::new(SystemClock),
-        BalanceConfig::default(),
+        defaults::balance(),
     )
 }
 
@@ -191,7 +191,7 @@ async fn record_reply_cross_checks_and_first_wins() {
     let gms = FakeGms::new(|_| Ok(Submission::Accepted));
     let config = BalanceConfig {
         sync_wait: Duration::from_millis(10),
-        ..BalanceConfig::default()
+        ..defaults::balance()
     };
     let service = BalanceService::new(Arc::clone(&tracker), gms, Arc::new(SystemClock), config);
     let CheckOutcome::Pending(request) = service

@@ -22,7 +22,6 @@ use super::rules::{
     self, Delivery, GuaranteeQuery, QueryLimit, SimulatedAnswer, SimulatedReply, TinUsage,
 };
 use crate::call_metrics;
-use crate::ncts_xml::{DEFAULT_RECIPIENT_OFFICE, DEFAULT_SENDER_PREFIX};
 
 /// The transport's name in logs and metrics.
 pub const TRANSPORT: &str = "simulator";
@@ -38,18 +37,6 @@ pub struct EmbeddedConfig {
     pub sender_prefix: String,
     /// MesRecMES6 of the IE034.
     pub recipient_office: String,
-}
-
-impl EmbeddedConfig {
-    /// This dataset with the default limit, prefix and office.
-    pub fn new(dataset: Dataset) -> Self {
-        Self {
-            dataset,
-            query_limit: QueryLimit::default(),
-            sender_prefix: DEFAULT_SENDER_PREFIX.to_owned(),
-            recipient_office: DEFAULT_RECIPIENT_OFFICE.to_owned(),
-        }
-    }
 }
 
 /// GMS simulated in process: answers at once, or accepts and delivers the reply later to a

@@ -92,17 +92,21 @@ pub struct QueryLimit {
     pub window: Duration,
 }
 
-impl Default for QueryLimit {
-    fn default() -> Self {
+impl QueryLimit {
+    /// GMS's window: 24 hours, sliding.
+    pub const GMS_WINDOW: Duration = Duration::from_secs(24 * 3600);
+
+    /// `per_tin` queries per TIN in GMS's window.
+    pub const fn per_day(per_tin: u32) -> Self {
         Self {
-            per_tin: 1000,
-            window: Duration::from_secs(24 * 3600),
+            per_tin,
+            window: Self::GMS_WINDOW,
         }
     }
 }
 
 /// The queries each TIN made within the window: the simulator's only state.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct TinUsage {
     limit: QueryLimit,
     queries: HashMap<String, Queries>,
@@ -412,7 +416,7 @@ mod tests {
     }
 
     fn ask(d: &Dataset, q: &GuaranteeQuery) -> SimulatedAnswer {
-        answer(d, q, &mut TinUsage::new(QueryLimit::default()), NOW)
+        answer(d, q, &mut TinUsage::new(QueryLimit::per_day(1000)), NOW)
     }
 
     /// The IE906 errors as (type, pointer, reason) for readable assertions.
@@ -720,9 +724,9 @@ mod tests {
     }
 
     #[test]
-    fn the_default_limit_is_1000_per_24_hours() {
+    fn a_limit_of_1000_per_24_hours_refuses_the_1001st_query() {
         let d = dataset();
-        let mut usage = TinUsage::new(QueryLimit::default());
+        let mut usage = TinUsage::new(QueryLimit::per_day(1000));
         let q = v1("26GB0000010000012", GB_TIN, "AC01");
         for i in 0..1000 {
             let a = answer(&d, &q, &mut usage, NOW + time::Duration::seconds(i));
@@ -746,7 +750,7 @@ mod tests {
     #[test]
     fn a_trader_may_have_its_own_limit() {
         let d = dataset();
-        let mut usage = TinUsage::new(QueryLimit::default());
+        let mut usage = TinUsage::new(QueryLimit::per_day(1000));
         let q = v1("26GB0000010000012", "GB000000000026", "AC01");
         for _ in 0..2 {
             assert_eq!(

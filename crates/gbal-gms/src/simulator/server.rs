@@ -70,16 +70,16 @@ pub struct SimulatorConfig {
 }
 
 impl SimulatorConfig {
-    /// This dataset, no tokens, no reply address, plain replies, a 5 s reply timeout.
-    pub fn new(dataset: Dataset) -> Self {
+    /// This dataset and limit, no tokens, no reply address, plain replies.
+    pub fn new(dataset: Dataset, query_limit: QueryLimit, reply_timeout: Duration) -> Self {
         Self {
             dataset,
-            query_limit: QueryLimit::default(),
+            query_limit,
             token: None,
             reply_to: None,
             reply_token: None,
             wrap_replies: false,
-            reply_timeout: Duration::from_secs(5),
+            reply_timeout,
         }
     }
 }

@@ -2,11 +2,12 @@
 
 use gbal_core::Gms;
 use gbal_gms::call_metrics::{CALL_DURATION, CALLS};
-use gbal_gms::{Dataset, EmbeddedConfig, EmbeddedSimulator, NctsXmlConfig, NctsXmlGms};
+use gbal_gms::{Dataset, EmbeddedSimulator, NctsXmlGms};
 use gbal_testkit::metrics::MetricsCapture;
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
+use crate::defaults;
 use crate::support::{RecordingSink, context, fast, query, url};
 
 #[tokio::test(flavor = "current_thread")]
@@ -15,7 +16,7 @@ async fn every_submit_is_measured_by_transport_and_outcome() {
     let _guard = recorder.install();
 
     let (sink, _) = RecordingSink::new();
-    let sim = EmbeddedSimulator::new(EmbeddedConfig::new(Dataset::sandbox()), sink);
+    let sim = EmbeddedSimulator::new(defaults::embedded(Dataset::sandbox()), sink);
     let tin = Some("GB954131533000");
     let _ = sim
         .submit(&query("26GB0000010000012", tin, "AC01"), &context())
@@ -57,7 +58,7 @@ async fn every_submit_is_measured_by_transport_and_outcome() {
         .respond_with(ResponseTemplate::new(400))
         .mount(&server)
         .await;
-    let gms = NctsXmlGms::new(NctsXmlConfig::new(fast(url(*server.address(), "/m"), "t")))
+    let gms = NctsXmlGms::new(defaults::ncts_xml(fast(url(*server.address(), "/m"), "t")))
         .expect("client");
     let _ = gms
         .submit(&query("26GB0000010000012", None, "AC01"), &context())

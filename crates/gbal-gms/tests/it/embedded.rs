@@ -5,10 +5,11 @@ use std::time::{Duration, Instant};
 
 use gbal_core::{Balance, Gms, GmsError, Outcome, Rejection, Submission};
 use gbal_gms::simulator::simulated_xml_error;
-use gbal_gms::{Dataset, EmbeddedConfig, EmbeddedSimulator, QueryLimit};
+use gbal_gms::{Dataset, EmbeddedSimulator, QueryLimit};
 use gbal_testkit::TestClock;
 use time::macros::datetime;
 
+use crate::defaults;
 use crate::support::{PATIENCE, RecordingSink, context, query};
 
 const TIN: Option<&str> = Some("GB954131533000");
@@ -94,7 +95,7 @@ fn balance(amount: &str) -> Outcome {
 #[tokio::test]
 async fn answers_at_once_through_the_full_message_path() {
     let (sink, mut delivered) = RecordingSink::new();
-    let sim = EmbeddedSimulator::new(EmbeddedConfig::new(dataset()), sink);
+    let sim = EmbeddedSimulator::new(defaults::embedded(dataset()), sink);
     assert_eq!(sim.transport(), "simulator");
     let cases = [
         (query("26GB0000010000012", TIN, "AC01"), balance("50000")),
@@ -131,7 +132,7 @@ async fn answers_at_once_through_the_full_message_path() {
 #[tokio::test]
 async fn a_delayed_reply_is_delivered_to_the_sink_later() {
     let (sink, mut delivered) = RecordingSink::new();
-    let sim = EmbeddedSimulator::new(EmbeddedConfig::new(dataset()), sink);
+    let sim = EmbeddedSimulator::new(defaults::embedded(dataset()), sink);
     let ctx = context();
     let started = Instant::now();
     let q = query("26GB0000090000011", TIN, "AC01");
@@ -169,7 +170,7 @@ async fn a_delayed_reply_is_delivered_to_the_sink_later() {
 #[tokio::test]
 async fn no_reply_and_a_late_malformed_reply_deliver_nothing() {
     let (sink, mut delivered) = RecordingSink::new();
-    let sim = EmbeddedSimulator::new(EmbeddedConfig::new(dataset()), sink);
+    let sim = EmbeddedSimulator::new(defaults::embedded(dataset()), sink);
     assert_eq!(
         sim.submit(&query("26GB0000090000029", TIN, "AC01"), &context())
             .await,
@@ -190,7 +191,7 @@ async fn no_reply_and_a_late_malformed_reply_deliver_nothing() {
 #[tokio::test]
 async fn dropping_the_simulator_abandons_waiting_replies() {
     let (sink, mut delivered) = RecordingSink::new();
-    let sim = EmbeddedSimulator::new(EmbeddedConfig::new(dataset()), sink);
+    let sim = EmbeddedSimulator::new(defaults::embedded(dataset()), sink);
     assert_eq!(
         sim.submit(&query("26GB0000090000011", TIN, "AC01"), &context())
             .await,
@@ -206,7 +207,7 @@ async fn dropping_the_simulator_abandons_waiting_replies() {
 #[tokio::test]
 async fn a_malformed_immediate_reply_is_garbled() {
     let (sink, _) = RecordingSink::new();
-    let sim = EmbeddedSimulator::new(EmbeddedConfig::new(dataset()), sink);
+    let sim = EmbeddedSimulator::new(defaults::embedded(dataset()), sink);
     let result = sim
         .submit(&query("26GB0000090000053", TIN, "AC01"), &context())
         .await;
@@ -219,7 +220,7 @@ async fn a_malformed_immediate_reply_is_garbled() {
 #[tokio::test]
 async fn a_submit_status_is_what_an_http_adapter_would_make_of_it() {
     let (sink, _) = RecordingSink::new();
-    let sim = EmbeddedSimulator::new(EmbeddedConfig::new(dataset()), sink);
+    let sim = EmbeddedSimulator::new(defaults::embedded(dataset()), sink);
     let result = sim
         .submit(&query("26GB0000090000045", TIN, "AC01"), &context())
         .await;
@@ -237,7 +238,7 @@ async fn a_submit_status_is_what_an_http_adapter_would_make_of_it() {
 async fn the_query_limit_holds_per_tin_on_the_clock() {
     let (sink, _) = RecordingSink::new();
     let clock = TestClock::at(datetime!(2026-11-21 00:00 UTC));
-    let mut config = EmbeddedConfig::new(dataset());
+    let mut config = defaults::embedded(dataset());
     config.query_limit = QueryLimit {
         per_tin: 2,
         window: Duration::from_secs(24 * 3600),

@@ -4,11 +4,13 @@
 
 use gbal_core::Gms;
 use gbal_gms::{
-    BearerToken, Dataset, EisJsonConfig, EisJsonGms, EmbeddedConfig, EmbeddedSimulator,
-    NctsXmlConfig, NctsXmlGms, SimulatorConfig,
+    BearerToken, Dataset, EisJsonConfig, EisJsonGms, EmbeddedSimulator, NctsXmlGms, SimulatorConfig,
 };
 
-use crate::support::{RecordingSink, ReplyListener, RunningSimulator, context, fast, query, url};
+use crate::defaults;
+use crate::support::{
+    PATIENCE, RecordingSink, ReplyListener, RunningSimulator, context, fast, query, url,
+};
 
 /// A code no other text in the logs can contain by chance.
 const CODE: &str = "QZ7X";
@@ -40,12 +42,12 @@ fn dataset() -> Dataset {
 async fn the_access_code_never_reaches_a_log_line() {
     let (logs, _guard) = gbal_testkit::logs::capture();
     let mut listener = ReplyListener::start().await;
-    let mut config = SimulatorConfig::new(dataset());
+    let mut config = SimulatorConfig::new(dataset(), defaults::query_limit(), PATIENCE);
     config.token = Some(BearerToken::new("t"));
     config.reply_to = Some(listener.url());
     let sim = RunningSimulator::start(config).await;
 
-    let xml = NctsXmlGms::new(NctsXmlConfig::new(fast(
+    let xml = NctsXmlGms::new(defaults::ncts_xml(fast(
         url(sim.addr, "/movements/messages"),
         "t",
     )))
@@ -56,7 +58,7 @@ async fn the_access_code_never_reaches_a_log_line() {
     })
     .expect("client");
     let (sink, mut delivered) = RecordingSink::new();
-    let embedded = EmbeddedSimulator::new(EmbeddedConfig::new(dataset()), sink);
+    let embedded = EmbeddedSimulator::new(defaults::embedded(dataset()), sink);
     let tin = Some("GB954131533000");
 
     for code in [CODE, WRONG, &CODE.to_lowercase()] {
@@ -78,7 +80,7 @@ async fn the_access_code_never_reaches_a_log_line() {
         delivered.recv().await.expect("delivered");
     }
     // And an IE034 that fails its self-check, whose error names what is wrong.
-    let mut bad = NctsXmlConfig::new(fast(url(sim.addr, "/movements/messages"), "t"));
+    let mut bad = defaults::ncts_xml(fast(url(sim.addr, "/movements/messages"), "t"));
     bad.recipient_office = "X".repeat(40);
     let _ = NctsXmlGms::new(bad)
         .expect("client")

@@ -1,6 +1,7 @@
 //! Integration tests of the GMS adapters and the simulator: one binary, one module per subject.
 
 mod call_metrics;
+mod defaults;
 mod eis_json;
 mod embedded;
 mod logs;

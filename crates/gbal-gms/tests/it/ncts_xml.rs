@@ -5,18 +5,19 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use gbal_core::{Gms, GmsError, Submission};
-use gbal_gms::{NctsXmlConfig, NctsXmlGms};
+use gbal_gms::NctsXmlGms;
 use gbal_ncts::{Limits, parse_ie034, wrap_transit_request};
 use uuid::Uuid;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
+use crate::defaults;
 use crate::support::{context, fast, query, refusing_addr, url};
 
 const PATH: &str = "/movements/messages";
 
 fn adapter(server: &MockServer) -> NctsXmlGms {
-    NctsXmlGms::new(NctsXmlConfig::new(fast(
+    NctsXmlGms::new(defaults::ncts_xml(fast(
         url(*server.address(), PATH),
         "gms-token",
     )))
@@ -53,7 +54,7 @@ async fn sends_the_ie034_with_every_header_of_api_md() {
     let received = requests(&server).await;
     assert_eq!(received.len(), 1);
     let r = &received[0];
-    let recipient = ctx.message_id.recipient("MDTP-GUA-");
+    let recipient = ctx.message_id.recipient(&defaults::sender_prefix());
     assert_eq!(
         header(r, "content-type"),
         Some("application/xml; charset=utf-8")
@@ -221,7 +222,7 @@ async fn other_5xx_are_unavailable_and_not_retried() {
 async fn connection_refused_is_retried_then_unavailable() {
     let (logs, _guard) = gbal_testkit::logs::capture();
     let addr = refusing_addr().await;
-    let gms = NctsXmlGms::new(NctsXmlConfig::new(fast(url(addr, PATH), "t"))).expect("client");
+    let gms = NctsXmlGms::new(defaults::ncts_xml(fast(url(addr, PATH), "t"))).expect("client");
     let q = query("26GB0000010000012", None, "AC01");
     let started = Instant::now();
     let result = gms.submit(&q, &context()).await;
@@ -308,7 +309,7 @@ async fn a_4xx_does_not_open_the_breaker() {
 #[tokio::test]
 async fn a_message_failing_its_self_check_is_internal_and_never_sent() {
     let server = answering(202).await;
-    let mut config = NctsXmlConfig::new(fast(url(*server.address(), PATH), "t"));
+    let mut config = defaults::ncts_xml(fast(url(*server.address(), PATH), "t"));
     config.recipient_office = "X".repeat(36); // MesRecMES6 allows 35 characters
     let gms = NctsXmlGms::new(config).expect("client");
     let q = query("26GB0000010000012", None, "QZ7X");

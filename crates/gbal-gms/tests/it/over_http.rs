@@ -5,13 +5,13 @@ use std::time::{Duration, Instant};
 
 use gbal_core::{Amount, Balance, Gms, GmsError, Outcome, Rejection, Submission, SubmitContext};
 use gbal_gms::simulator::simulated_xml_error;
-use gbal_gms::{
-    BearerToken, Dataset, EisJsonConfig, EisJsonGms, NctsXmlConfig, NctsXmlGms, SimulatorConfig,
-    Url,
-};
+use gbal_gms::{BearerToken, Dataset, EisJsonConfig, EisJsonGms, NctsXmlGms, SimulatorConfig, Url};
 use gbal_ncts::{Limits, MessageKind, Reply, parse_reply};
 
-use crate::support::{ReceivedReply, ReplyListener, RunningSimulator, context, fast, query, url};
+use crate::defaults;
+use crate::support::{
+    PATIENCE, ReceivedReply, ReplyListener, RunningSimulator, context, fast, query, url,
+};
 
 const TOKEN: &str = "sim-token";
 const REPLY_TOKEN: &str = "reply-token";
@@ -34,7 +34,7 @@ fn dataset() -> Dataset {
 }
 
 async fn simulator(replies: Option<&ReplyListener>, wrap: bool) -> RunningSimulator {
-    let mut config = SimulatorConfig::new(dataset());
+    let mut config = SimulatorConfig::new(dataset(), defaults::query_limit(), PATIENCE);
     config.token = Some(BearerToken::new(TOKEN));
     config.reply_to = replies.map(ReplyListener::url);
     config.reply_token = Some(BearerToken::new(REPLY_TOKEN));
@@ -44,7 +44,7 @@ async fn simulator(replies: Option<&ReplyListener>, wrap: bool) -> RunningSimula
 }
 
 fn ncts(sim: &RunningSimulator, token: &str) -> NctsXmlGms {
-    NctsXmlGms::new(NctsXmlConfig::new(fast(
+    NctsXmlGms::new(defaults::ncts_xml(fast(
         url(sim.addr, "/movements/messages"),
         token,
     )))
@@ -61,7 +61,7 @@ fn eis(gb: Url, xi: Url) -> EisJsonGms {
 
 /// Checks the reply's route and headers, and reads it as gbal's listener would.
 fn read(reply: &ReceivedReply, ctx: &SubmitContext) -> Reply {
-    let recipient = ctx.message_id.recipient("MDTP-GUA-");
+    let recipient = ctx.message_id.recipient(&defaults::sender_prefix());
     assert_eq!(reply.recipient, recipient);
     assert_eq!(
         reply.header("x-message-recipient"),
@@ -227,7 +227,10 @@ async fn ncts_xml_behaviours() {
     let q = query("26GB0000090000053", tin, "AC01");
     assert_eq!(gms.submit(&q, &ctx).await, Ok(Submission::Accepted));
     let reply = listener.next().await;
-    assert_eq!(reply.recipient, ctx.message_id.recipient("MDTP-GUA-"));
+    assert_eq!(
+        reply.recipient,
+        ctx.message_id.recipient(&defaults::sender_prefix())
+    );
     assert!(
         parse_reply(
             reply.body.as_bytes(),

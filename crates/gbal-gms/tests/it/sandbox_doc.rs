@@ -5,9 +5,10 @@ use gbal_core::{Balance, Gms, Outcome, Rejection, Submission};
 use gbal_gms::simulator::{
     Delivery, GuaranteeQuery, SimulatedAnswer, SimulatedReply, TinUsage, answer, parse_duration,
 };
-use gbal_gms::{Dataset, EmbeddedConfig, EmbeddedSimulator, QueryLimit};
+use gbal_gms::{Dataset, EmbeddedSimulator};
 use time::macros::datetime;
 
+use crate::defaults;
 use crate::support::{RecordingSink, context, query};
 
 struct Row {
@@ -114,7 +115,7 @@ fn sim_query(row: &Row) -> GuaranteeQuery {
 fn every_row_of_the_table_is_what_the_rules_answer() {
     let dataset = Dataset::sandbox();
     for row in rows() {
-        let mut usage = TinUsage::new(QueryLimit::default());
+        let mut usage = TinUsage::new(defaults::query_limit());
         let got = answer(
             &dataset,
             &sim_query(&row),
@@ -135,7 +136,7 @@ fn every_row_of_the_table_is_what_the_rules_answer() {
 #[tokio::test]
 async fn immediate_rows_through_the_embedded_simulator() {
     let (sink, _) = RecordingSink::new();
-    let sim = EmbeddedSimulator::new(EmbeddedConfig::new(Dataset::sandbox()), sink);
+    let sim = EmbeddedSimulator::new(defaults::embedded(Dataset::sandbox()), sink);
     let mut checked = 0;
     for row in rows() {
         let expected = if let Some(r) = rejection(&row.answer) {

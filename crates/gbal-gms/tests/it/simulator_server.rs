@@ -8,10 +8,11 @@ use gbal_gms::{BearerToken, Dataset, SimulatorConfig};
 use gbal_ncts::{Header, Ie034, Limits, MessageKind, parse_reply};
 use serde_json::json;
 
-use crate::support::{ReplyListener, RunningSimulator, context, query};
+use crate::defaults;
+use crate::support::{PATIENCE, ReplyListener, RunningSimulator, context, query};
 
 async fn start(listener: Option<&ReplyListener>, token: Option<&str>) -> RunningSimulator {
-    let mut config = SimulatorConfig::new(Dataset::sandbox());
+    let mut config = SimulatorConfig::new(Dataset::sandbox(), defaults::query_limit(), PATIENCE);
     config.token = token.map(BearerToken::new);
     config.reply_to = listener.map(ReplyListener::url);
     RunningSimulator::start(config).await
@@ -21,7 +22,7 @@ fn ie034(q: &BalanceQuery) -> String {
     let ctx = context();
     Ie034 {
         header: Header {
-            sender: ctx.message_id.recipient("MDTP-GUA-"),
+            sender: ctx.message_id.recipient(&defaults::sender_prefix()),
             recipient: "NTA.GB".to_owned(),
             prepared_at: ctx.requested_at,
             message_ref: ctx.message_ref,

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod defaults;
+
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -11,14 +13,12 @@ use async_trait::async_trait;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, Request, StatusCode};
-use gbal_api::{
-    ApiConfig, AppState, AuthConfig, KeySource, MetricsRender, ReplyConfig, TrackerReplySink,
-};
+use gbal_api::{ApiConfig, AppState, KeySource, MetricsRender, TrackerReplySink};
 use gbal_core::{
     BalanceConfig, BalanceQuery, BalanceService, Clock, Gms, GmsError, ReplySink, Submission,
     SubmitContext, SystemClock, Tracker,
 };
-use gbal_gms::{Dataset, EmbeddedConfig, EmbeddedSimulator};
+use gbal_gms::{Dataset, EmbeddedSimulator};
 use gbal_tracker::SqliteTracker;
 use jsonwebtoken::jwk::{Jwk, JwkSet};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
@@ -210,7 +210,7 @@ impl Parts {
             balance: BalanceConfig {
                 sync_wait: Duration::from_secs(5),
                 v2_wait: Duration::from_secs(5),
-                ..BalanceConfig::default()
+                ..defaults::balance()
             },
             metrics: None,
         }
@@ -230,7 +230,7 @@ impl Parts {
 
     pub fn simulator_with(&self, dataset: Dataset) -> Arc<dyn Gms> {
         Arc::new(EmbeddedSimulator::new(
-            EmbeddedConfig::new(dataset),
+            defaults::embedded(dataset),
             self.sink(),
         ))
     }
@@ -252,10 +252,10 @@ pub fn api_config(jwks: &tempfile::NamedTempFile) -> ApiConfig {
         path: jwks.path().to_owned(),
         refresh: Duration::from_secs(300),
     };
-    ApiConfig::new(
-        AuthConfig::new(keys, ISSUER, AUDIENCE),
-        ReplyConfig::new(REPLY_TOKEN),
-    )
+    let mut auth = defaults::auth(keys);
+    auth.issuer = ISSUER.to_owned();
+    auth.audience = AUDIENCE.to_owned();
+    defaults::api(auth, REPLY_TOKEN)
 }
 
 pub fn jwks_tempfile() -> tempfile::NamedTempFile {
@@ -516,7 +516,7 @@ impl PgDatabase {
 
     /// A tracker of its own (a replica's) on this database.
     pub fn tracker(&self) -> gbal_tracker::PgTracker {
-        gbal_tracker::PgTracker::connect(&self.url, &gbal_tracker::PgConfig::default())
+        gbal_tracker::PgTracker::connect(&self.url, &defaults::pg())
             .expect("a tracker")
     }
 

@@ -1,0 +1,147 @@
+//! gbal's built-in configuration, `config/default.toml` (the one source of defaults), turned
+//! into the settings of an app under test as `gbal serve` turns it with no configuration.
+
+use std::time::Duration;
+
+use gbal_api::{ApiConfig, AuthConfig, KeySource, RateLimitConfig, ReplyConfig};
+use gbal_core::BalanceConfig;
+use gbal_gms::{
+    BearerToken, BreakerConfig, Dataset, EmbeddedConfig, NctsXmlConfig, QueryLimit, RetryPolicy,
+    UpstreamConfig, Url,
+};
+use gbal_tracker::PgConfig;
+
+const DEFAULT_TOML: &str = include_str!("../../../../../config/default.toml");
+
+/// The value of a dotted key, e.g. `balance.sync_wait`.
+fn value(key: &str) -> toml::Value {
+    let table: toml::Table = DEFAULT_TOML.parse().expect("config/default.toml is TOML");
+    key.split('.')
+        .try_fold(toml::Value::Table(table), |v, part| v.get(part).cloned())
+        .unwrap_or_else(|| panic!("config/default.toml has no {key}"))
+}
+
+fn string(key: &str) -> String {
+    value(key)
+        .as_str()
+        .unwrap_or_else(|| panic!("{key} is a string"))
+        .to_owned()
+}
+
+fn integer<T: TryFrom<i64>>(key: &str) -> T {
+    value(key)
+        .as_integer()
+        .and_then(|i| T::try_from(i).ok())
+        .unwrap_or_else(|| panic!("{key} is an integer in range"))
+}
+
+fn duration(key: &str) -> Duration {
+    gbal_core::duration::parse(&string(key)).expect("a duration")
+}
+
+/// `[balance]`.
+pub fn balance() -> BalanceConfig {
+    BalanceConfig {
+        sync_wait: duration("balance.sync_wait"),
+        v2_wait: duration("balance.v2_wait"),
+        ttl: duration("balance.ttl"),
+        lock_ttl: duration("balance.lock_ttl"),
+    }
+}
+
+/// `[auth]` with `keys` (HS256 alone for a shared secret, as the binary does).
+pub fn auth(keys: KeySource) -> AuthConfig {
+    let algorithms = match keys {
+        KeySource::Hs256Secret(_) => vec!["HS256".to_owned()],
+        KeySource::JwksFile { .. } | KeySource::JwksUrl { .. } => value("auth.algorithms")
+            .as_array()
+            .expect("auth.algorithms is a list")
+            .iter()
+            .map(|a| a.as_str().expect("an algorithm name").to_owned())
+            .collect(),
+    };
+    AuthConfig {
+        algorithms,
+        keys,
+        issuer: string("auth.issuer"),
+        audience: string("auth.audience"),
+        required_scope: string("auth.scope"),
+        leeway: duration("auth.leeway"),
+    }
+}
+
+/// The front door's settings, with `auth` and replies authenticated by `reply_token`.
+pub fn api(auth: AuthConfig, reply_token: &str) -> ApiConfig {
+    ApiConfig {
+        base_path: string("public.base_path"),
+        public_body_limit: integer("public.body_limit"),
+        max_in_flight: integer("public.max_in_flight"),
+        reply_body_limit: integer("internal.body_limit"),
+        request_timeout: duration("public.request_timeout"),
+        readiness_timeout: duration("public.readiness_timeout"),
+        shutdown_delay: duration("shutdown.delay"),
+        auth,
+        rate_limit: RateLimitConfig {
+            per_second: integer("rate_limit.per_second"),
+            burst: integer("rate_limit.burst"),
+        },
+        reply: ReplyConfig {
+            token: reply_token.to_owned(),
+            recipient_prefix: string("gms.sender_prefix"),
+        },
+    }
+}
+
+/// The simulator's per-TIN query limit.
+pub fn query_limit() -> QueryLimit {
+    QueryLimit::per_day(integer("simulator.query_limit"))
+}
+
+/// The embedded simulator over `dataset`.
+pub fn embedded(dataset: Dataset) -> EmbeddedConfig {
+    EmbeddedConfig {
+        dataset,
+        query_limit: query_limit(),
+        sender_prefix: string("gms.sender_prefix"),
+        recipient_office: string("gms.recipient"),
+    }
+}
+
+/// A GMS endpoint at `url` presenting `token`, with `[gms]`'s timeouts, retries and breaker.
+pub fn upstream(url: Url, token: &str) -> UpstreamConfig {
+    let attempts: usize = integer("gms.retry.max_attempts");
+    UpstreamConfig {
+        url,
+        token: BearerToken::new(token),
+        connect_timeout: duration("gms.connect_timeout"),
+        request_timeout: duration("gms.request_timeout"),
+        retry: RetryPolicy {
+            max_retries: attempts - 1,
+            min_delay: duration("gms.retry.min_delay"),
+            max_delay: duration("gms.retry.max_delay"),
+            total: duration("gms.retry.max_elapsed"),
+        },
+        breaker: BreakerConfig {
+            failure_threshold: integer("gms.breaker.failures"),
+            cool_down: duration("gms.breaker.open_for"),
+        },
+    }
+}
+
+/// The ncts-xml adapter reaching `upstream`.
+pub fn ncts_xml(upstream: UpstreamConfig) -> NctsXmlConfig {
+    NctsXmlConfig {
+        upstream,
+        sender_prefix: string("gms.sender_prefix"),
+        recipient_office: string("gms.recipient"),
+    }
+}
+
+/// `[database]`'s pool settings.
+pub fn pg() -> PgConfig {
+    PgConfig {
+        max_connections: integer("database.max_connections"),
+        acquire_timeout: duration("database.acquire_timeout"),
+        statement_timeout: duration("database.statement_timeout"),
+    }
+}
