@@ -71,7 +71,10 @@ mod tests {
         assert_eq!(limits.check(&caller("a")), Ok(()));
         assert_eq!(limits.check(&caller("a")), Ok(()));
         let wait = limits.check(&caller("a")).unwrap_err();
-        assert!(wait > Duration::ZERO && wait <= Duration::from_secs(1), "{wait:?}");
+        assert!(
+            wait > Duration::ZERO && wait <= Duration::from_secs(1),
+            "{wait:?}"
+        );
         assert_eq!(limits.check(&caller("b")), Ok(()));
         limits.retain_recent();
     }

@@ -3,8 +3,8 @@
 use std::future::IntoFuture;
 use std::io;
 
-use axum::{Extension, Router};
 use axum::routing::{get, post};
+use axum::{Extension, Router};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -31,9 +31,7 @@ pub fn public_router(state: AppState) -> Router {
     })
     .split_for_parts();
     let document = probe::OpenApiJson(openapi::to_json(&document).into());
-    let router = router
-        .fallback(uri_not_found)
-        .layer(Extension(document));
+    let router = router.fallback(uri_not_found).layer(Extension(document));
     middleware::around(router, config.public_body_limit, config.request_timeout).with_state(state)
 }
 

@@ -47,9 +47,8 @@ impl AppState {
         metrics: Option<MetricsRender>,
     ) -> Result<Self, StartError> {
         config.validate(service.config())?;
-        config.base_path = config.normalised_base_path()?;
-        let auth = Authenticator::new(&config.auth).await?;
-        let limits = CallerLimits::new(&config.rate_limit)?;
+        // The service relies on its own settings too (a zero lock TTL would let every check
+        // through).
         service
             .config()
             .validate()
@@ -57,6 +56,9 @@ impl AppState {
                 setting: e.field,
                 reason: e.reason.to_owned(),
             })?;
+        config.base_path = config.normalised_base_path()?;
+        let auth = Authenticator::new(&config.auth).await?;
+        let limits = CallerLimits::new(&config.rate_limit)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 config,

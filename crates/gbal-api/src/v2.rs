@@ -98,7 +98,11 @@ pub(crate) async fn post_balance(
 
 /// The v2 answer to a check that ended: 200 with the balance, 504 when GMS did not answer in
 /// time, or the error GMS answered.
-fn answer(state: &AppState, query: &BalanceQuery, outcome: CheckOutcome) -> Result<Response, ApiError> {
+fn answer(
+    state: &AppState,
+    query: &BalanceQuery,
+    outcome: CheckOutcome,
+) -> Result<Response, ApiError> {
     let answered = match outcome {
         CheckOutcome::Completed(answered) => answered,
         CheckOutcome::Pending(_) => return Err(ApiError::GatewayTimeout),

@@ -9,7 +9,7 @@ use anyhow::Context as _;
 use gbal_api::{AppState, MetricsRender, TrackerReplySink};
 use gbal_core::{BalanceService, Clock, Gms, SystemClock, Tracker};
 use gbal_gms::{Dataset, EisJsonGms, EmbeddedSimulator, NctsXmlGms};
-use gbal_tracker::{PgTracker, SqliteTracker};
+use gbal_tracker::{LockMirror, PgTracker, SqliteTracker};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -114,6 +114,18 @@ fn install_metrics()
     Ok((Arc::new(move || render.render()), handle))
 }
 
+/// Lets the lock mirror forget the locks that have freed up, and publishes what it holds and
+/// how often it refused (`caller_grn`: from memory; `cluster_lock`: the store's lock).
+fn publish_lock_mirror(locks: &LockMirror, now: time::OffsetDateTime) {
+    let remembered = locks.forget_expired(now);
+    metrics::gauge!("gbal_rate_limit_keys", "limiter" => "caller_grn").set(remembered as f64);
+    let counts = locks.counts();
+    metrics::counter!("gbal_rate_limit_refusals_total", "reason" => "caller_grn")
+        .absolute(counts.held_here);
+    metrics::counter!("gbal_rate_limit_refusals_total", "reason" => "cluster_lock")
+        .absolute(counts.held_by_store);
+}
+
 /// `gbal serve`: runs until `shutdown` is cancelled, then drains within `shutdown.grace`.
 pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
     if config.mode == Mode::Development {
@@ -132,7 +144,10 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     let store = open_store(&config, config.database.run_migrations).await?;
     let tracker = store.tracker();
     let gms = build_gms(&config, tracker.clone(), clock.clone())?;
-    let service = BalanceService::new(tracker.clone(), gms, clock.clone(), config.balance());
+    // The replica's memory of held (caller, GRN) locks, in front of the store: a caller asking
+    // again within the minute is refused without a database round trip.
+    let locks = Arc::new(LockMirror::new(tracker.clone()));
+    let service = BalanceService::new(locks.clone(), gms, clock.clone(), config.balance());
     let (render, handle) = install_metrics()?;
     let state = AppState::new(config.api()?, service, Some(render))
         .await
@@ -179,8 +194,9 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         });
     }
     {
-        let (stop, store_gauges) = (
+        let (stop, clock, store_gauges) = (
             stop_jobs.clone(),
+            clock.clone(),
             match &store {
                 Store::Postgres(t) => Some(t.clone()),
                 Store::Sqlite(_) => None,
@@ -196,6 +212,7 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
                 handle.run_upkeep();
                 metrics::counter!("gbal_expired_rows_total")
                     .absolute(deleted.load(Ordering::Relaxed));
+                publish_lock_mirror(&locks, clock.now());
                 if let Some(pg) = &store_gauges {
                     let pool = pg.pool();
                     metrics::gauge!("gbal_db_pool_connections").set(f64::from(pool.size()));

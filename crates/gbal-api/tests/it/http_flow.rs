@@ -128,9 +128,13 @@ impl Gbal {
         balance: BalanceConfig,
     ) -> Self {
         let adapter: Arc<dyn Gms> = Arc::new(
-            NctsXmlGms::new(defaults::ncts_xml(defaults::upstream(gms.clone(), GMS_TOKEN)))
-                .unwrap(),
+            NctsXmlGms::new(defaults::ncts_xml(defaults::upstream(
+                gms.clone(),
+                GMS_TOKEN,
+            )))
+            .unwrap(),
         );
+        let tracker = Arc::new(gbal_tracker::LockMirror::new(tracker));
         let service = BalanceService::new(tracker, adapter, Arc::new(SystemClock), balance);
         let jwks = jwks_tempfile();
         let state = AppState::new(api_config(&jwks), service, None)

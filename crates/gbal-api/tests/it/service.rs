@@ -112,12 +112,7 @@ fn balance() -> Outcome {
 
 fn service(tracker: Arc<dyn Tracker>, answer: Outcome) -> BalanceService {
     let gms = FakeGms::new(move |_| Ok(Submission::Answered(answer.clone())));
-    BalanceService::new(
-        tracker,
-        gms,
-        Arc::new(SystemClock),
-        defaults::balance(),
-    )
+    BalanceService::new(tracker, gms, Arc::new(SystemClock), defaults::balance())
 }
 
 fn caller() -> CallerId {
@@ -132,7 +127,7 @@ async fn a_taken_id_is_retried_with_a_fresh_one_up_to_three_times() {
         .check(&caller(), &query(), ApiVersion::V1, &CallContext::default())
         .await
         .unwrap();
-    assert!(matches!(outcome, CheckOutcome::Completed(r) if r.outcome == Some(balance())));
+    assert!(matches!(outcome, CheckOutcome::Completed(a) if *a.outcome() == balance()));
     assert_eq!(tracker.inserts.load(Ordering::SeqCst), 3);
 
     let tracker = scripted(3, false).await;
@@ -162,13 +157,15 @@ async fn a_held_lock_is_rate_limited_with_its_time_left_and_nothing_recorded() {
 async fn the_stored_request_carries_what_was_asked() {
     let tracker: Arc<dyn Tracker> = Arc::new(SqliteTracker::in_memory().await.unwrap());
     let service = service(Arc::clone(&tracker), balance());
-    let CheckOutcome::Completed(request) = service
+    let CheckOutcome::Completed(answered) = service
         .check(&caller(), &query(), ApiVersion::V1, &CallContext::default())
         .await
         .unwrap()
     else {
         panic!("completed expected");
     };
+    let request = answered.request();
+    assert_eq!(request.outcome.as_ref(), Some(answered.outcome()));
     assert_eq!(request.caller, caller());
     assert_eq!(request.api_version, ApiVersion::V1);
     assert_eq!(request.grn.as_str(), "26GB0000010000021");

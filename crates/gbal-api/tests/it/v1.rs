@@ -360,6 +360,61 @@ async fn caller_over_its_rate_is_429_client_rate_limit() {
 }
 
 #[tokio::test]
+async fn a_second_check_within_the_minute_is_refused_from_the_replicas_memory() {
+    let store = gbal_testkit::FakeTracker::in_memory().await;
+    let parts = Parts::on(store.clone());
+    let gms = parts.simulator();
+    let app = TestApp::build(parts, gms, |_| {}).await;
+    let token = token(&caller("v1-mirror"));
+    assert_eq!(
+        app.call(v1_post(&token, TIN, GRN_BALANCE, CODE))
+            .await
+            .status,
+        200
+    );
+    for _ in 0..3 {
+        let reply = app.call(v1_post(&token, TIN, GRN_BALANCE, CODE)).await;
+        assert_eq!(reply.json()["reason"], "API_RATE_LIMIT", "{}", reply.text());
+        assert!((1..=60).contains(&reply.retry_after()));
+    }
+    // Only the first check reached the store's lock.
+    assert_eq!(store.calls(gbal_testkit::Method::AcquireLock), 1);
+}
+
+#[tokio::test]
+async fn a_caller_over_its_rate_is_429_on_get_too_before_anything_else_is_read() {
+    let parts = Parts::sqlite().await;
+    let gms = parts.simulator();
+    let app = TestApp::build(parts, gms, |c| {
+        c.rate_limit.per_second = 1;
+        c.rate_limit.burst = 1;
+    })
+    .await;
+    let token = token(&caller("v1-get-rate"));
+    let id = BalanceRequestId::new().to_string();
+    app.call(v1_get(&token, &id))
+        .await
+        .assert_code(404, "NOT_FOUND");
+    let reply = app.call(v1_get(&token, &id)).await;
+    reply.assert(
+        429,
+        json!({"code": "TOO_MANY_REQUESTS", "message": "Too many requests", "reason": "CLIENT_RATE_LIMIT"}),
+    );
+    assert_eq!(reply.retry_after(), 1);
+    // Counted right after authentication: neither Accept nor the body is looked at.
+    let mut request = v1_post_raw(Some(&token), "{not json");
+    request.headers_mut().remove("accept");
+    let reply = app.call(request).await;
+    assert_eq!(reply.status, 429, "{}", reply.text());
+    assert_eq!(reply.json()["reason"], "CLIENT_RATE_LIMIT");
+    // Other callers are not limited by it.
+    let other = crate::support::token(&caller("v1-get-rate-other"));
+    app.call(v1_get(&other, &id))
+        .await
+        .assert_code(404, "NOT_FOUND");
+}
+
+#[tokio::test]
 async fn accept_missing_or_another_version_is_406() {
     let app = TestApp::sandbox().await;
     let token = token(&caller("v1-406"));

@@ -134,6 +134,28 @@ async fn same_caller_and_grn_within_60_s_is_throttled() {
 }
 
 #[tokio::test]
+async fn a_caller_over_its_rate_is_throttled() {
+    let parts = Parts::sqlite().await;
+    let gms = parts.simulator();
+    let app = TestApp::build(parts, gms, |c| {
+        c.rate_limit.per_second = 1;
+        c.rate_limit.burst = 1;
+    })
+    .await;
+    let token = token(&caller("v2-rate"));
+    assert_eq!(
+        app.call(v2_post(&token, GRN_BALANCE, CODE)).await.status,
+        200
+    );
+    let reply = app.call(v2_post(&token, GRN_BALANCE_2, CODE)).await;
+    reply.assert(
+        429,
+        json!({"code": "MESSAGE_THROTTLED_OUT", "message": "The request for the API is throttled as you have exceeded your quota."}),
+    );
+    assert_eq!(reply.retry_after(), 1);
+}
+
+#[tokio::test]
 async fn gms_query_limit_is_throttled_and_other_ie906_is_a_functional_error() {
     let parts = Parts::sqlite().await;
     let app = TestApp::build(

@@ -280,8 +280,9 @@ impl TestApp {
         let jwks = jwks_tempfile();
         let mut config = api_config(&jwks);
         tweak(&mut config);
+        // As the binary wires it: the replica's memory of held locks in front of the store.
         let service = BalanceService::new(
-            Arc::clone(&parts.tracker),
+            Arc::new(gbal_tracker::LockMirror::new(Arc::clone(&parts.tracker))),
             gms,
             Arc::clone(&parts.clock),
             parts.balance,
@@ -516,8 +517,7 @@ impl PgDatabase {
 
     /// A tracker of its own (a replica's) on this database.
     pub fn tracker(&self) -> gbal_tracker::PgTracker {
-        gbal_tracker::PgTracker::connect(&self.url, &defaults::pg())
-            .expect("a tracker")
+        gbal_tracker::PgTracker::connect(&self.url, &defaults::pg()).expect("a tracker")
     }
 
     pub async fn drop_database(self) {
