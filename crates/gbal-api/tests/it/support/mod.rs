@@ -425,18 +425,12 @@ pub fn reply_post(recipient: &str, message_type: Option<&str>, xml: &str) -> Req
 
 // --- JSON schemas ------------------------------------------------------------------------
 
-/// The shared folder: `GBAL_SHARED_DIR`, or `../../../shared` from this crate.
-pub fn shared_dir() -> PathBuf {
-    std::env::var_os("GBAL_SHARED_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
-}
-
-/// Validates `instance` against HMRC's schema `reference/<version>/schemas/<name>`; the
-/// schemas it refers to are loaded from the same folder. Fails (never skips) when missing.
+/// Validates `instance` against HMRC's published schema `<name>` of API `version` (kept in
+/// `tests/hmrc/<version>/schemas`); the schemas it refers to are loaded from the same folder.
+/// Fails (never skips) when missing.
 #[track_caller]
 pub fn assert_schema(version: &str, name: &str, instance: &Value) {
-    let dir = shared_dir().join("reference").join(version).join("schemas");
+    let dir = gbal_testkit::reference::hmrc_schemas_dir(version);
     let load = |file: &str| -> Value {
         let path = dir.join(file);
         let text = std::fs::read_to_string(&path)
