@@ -6,6 +6,15 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::duration::HumanDuration;
 
+/// `gbal --version`: the package version and the git commit it was built from ("unknown"
+/// when built without git, e.g. from a source tarball).
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("GBAL_GIT_COMMIT"),
+    ")"
+);
+
 /// gbal: the guarantee-balance gateway.
 ///
 /// Callers ask for the balance of a guarantee (GRN + access code); gbal sends an IE034 query to
@@ -16,7 +25,7 @@ use crate::duration::HumanDuration;
 /// `gbal token --sub me` and `gbal check --url http://127.0.0.1:8080 --token <token>
 /// --grn 26GB0000010000012 --access-code AC01 --tin GB954131533000`.
 #[derive(Debug, Parser)]
-#[command(name = "gbal", version, propagate_version = true)]
+#[command(name = "gbal", version = VERSION, propagate_version = true)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]

@@ -1,6 +1,7 @@
 //! Black-box tests of the `gbal` binary: each runs the real executable.
 
 mod faults;
+mod observability;
 mod process;
 mod replicas;
 mod serve;
