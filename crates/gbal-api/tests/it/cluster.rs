@@ -13,9 +13,9 @@ use crate::support::*;
 
 #[tokio::test]
 async fn a_reply_to_the_other_instance_still_answers_the_waiting_post() {
-    let db = PgDatabase::create().await;
-    let tracker_a = Arc::new(db.tracker());
-    let tracker_b = Arc::new(db.tracker());
+    let db = TestDatabase::migrated("gbal_api").await;
+    let tracker_a = Arc::new(db.tracker().await);
+    let tracker_b = Arc::new(db.tracker().await);
     tracker_a.until_listening().await;
     tracker_b.until_listening().await;
     let listeners_a = Listeners::bind().await;
@@ -55,9 +55,9 @@ async fn a_reply_to_the_other_instance_still_answers_the_waiting_post() {
 
 #[tokio::test]
 async fn once_a_minute_holds_across_instances() {
-    let db = PgDatabase::create().await;
-    let tracker_a = Arc::new(db.tracker());
-    let tracker_b = Arc::new(db.tracker());
+    let db = TestDatabase::migrated("gbal_api").await;
+    let tracker_a = Arc::new(db.tracker().await);
+    let tracker_b = Arc::new(db.tracker().await);
     tracker_a.until_listening().await;
     tracker_b.until_listening().await;
     let listeners_a = Listeners::bind().await;

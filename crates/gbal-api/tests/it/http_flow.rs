@@ -239,8 +239,8 @@ pub fn v2_post_http(
 
 #[tokio::test]
 async fn a_reply_later_than_sync_wait_is_202_then_pending_then_the_balance() {
-    let db = PgDatabase::create().await;
-    let tracker = Arc::new(db.tracker());
+    let db = TestDatabase::migrated("gbal_api").await;
+    let tracker = Arc::new(db.tracker().await);
     tracker.until_listening().await;
     let listeners = Listeners::bind().await;
     let simulator = Simulator::start(listeners.internal_addr()).await;
@@ -298,8 +298,8 @@ async fn a_reply_later_than_sync_wait_is_202_then_pending_then_the_balance() {
 
 #[tokio::test]
 async fn a_reply_sooner_than_sync_wait_is_200() {
-    let db = PgDatabase::create().await;
-    let tracker = Arc::new(db.tracker());
+    let db = TestDatabase::migrated("gbal_api").await;
+    let tracker = Arc::new(db.tracker().await);
     tracker.until_listening().await;
     let listeners = Listeners::bind().await;
     let simulator = Simulator::start(listeners.internal_addr()).await;
@@ -334,8 +334,8 @@ async fn a_reply_sooner_than_sync_wait_is_200() {
 
 #[tokio::test]
 async fn shutdown_turns_readyz_503_first_and_lets_requests_finish() {
-    let db = PgDatabase::create().await;
-    let tracker = Arc::new(db.tracker());
+    let db = TestDatabase::migrated("gbal_api").await;
+    let tracker = Arc::new(db.tracker().await);
     tracker.until_listening().await;
     let listeners = Listeners::bind().await;
     let simulator = Simulator::start(listeners.internal_addr()).await;

@@ -13,8 +13,8 @@ use crate::support::*;
 
 #[tokio::test]
 async fn v1_pending_reply_get_duplicate_conflict_on_postgres() {
-    let db = PgDatabase::create().await;
-    let pg = db.tracker();
+    let db = TestDatabase::migrated("gbal_api").await;
+    let pg = db.tracker().await;
     pg.until_listening().await;
     let tracker: Arc<dyn Tracker> = Arc::new(pg);
     let mut parts = Parts::on(Arc::clone(&tracker));

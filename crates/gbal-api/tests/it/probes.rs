@@ -3,15 +3,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use axum::body::Body;
 use axum::http::Request;
-use gbal_core::{
-    BalanceRequest, BalanceRequestId, CallerId, Completion, LockOutcome, MessageId,
-    NewBalanceRequest, Outcome, Tracker, TrackerError,
-};
+use gbal_core::{BalanceRequestId, TrackerError};
 use serde_json::json;
-use time::OffsetDateTime;
 
 use crate::support::sandbox::*;
 use crate::support::*;
@@ -37,130 +32,40 @@ async fn livez_and_readyz() {
     assert_eq!(app.call(get("/livez")).await.status, 200);
 }
 
-/// A store that never answers (and counts nothing: `/livez` must not touch it).
-#[derive(Debug)]
-struct Hanging;
-
-#[async_trait]
-impl Tracker for Hanging {
-    async fn insert(&self, _: &NewBalanceRequest) -> Result<(), TrackerError> {
-        std::future::pending().await
-    }
-    async fn complete(
-        &self,
-        _: MessageId,
-        _: &Outcome,
-        _: OffsetDateTime,
-    ) -> Result<Completion, TrackerError> {
-        std::future::pending().await
-    }
-    async fn get(
-        &self,
-        _: BalanceRequestId,
-        _: &CallerId,
-        _: OffsetDateTime,
-    ) -> Result<Option<BalanceRequest>, TrackerError> {
-        std::future::pending().await
-    }
-    async fn get_by_message_id(
-        &self,
-        _: MessageId,
-        _: OffsetDateTime,
-    ) -> Result<Option<BalanceRequest>, TrackerError> {
-        std::future::pending().await
-    }
-    async fn wait_for_completion(
-        &self,
-        _: BalanceRequestId,
-        _: Duration,
-    ) -> Result<Option<BalanceRequest>, TrackerError> {
-        std::future::pending().await
-    }
-    async fn acquire_lock(
-        &self,
-        _: &str,
-        _: OffsetDateTime,
-        _: Duration,
-    ) -> Result<LockOutcome, TrackerError> {
-        std::future::pending().await
-    }
-    async fn expire(&self, _: OffsetDateTime, _: u32) -> Result<u64, TrackerError> {
-        std::future::pending().await
-    }
-    async fn ping(&self) -> Result<(), TrackerError> {
-        std::future::pending().await
-    }
+/// A store that never answers.
+async fn hanging() -> Arc<FakeTracker> {
+    let store = FakeTracker::in_memory().await;
+    store.hang_all();
+    store
 }
 
 /// A store that is down.
-#[derive(Debug)]
-struct Down;
-
-#[async_trait]
-impl Tracker for Down {
-    async fn insert(&self, _: &NewBalanceRequest) -> Result<(), TrackerError> {
-        Err(TrackerError::Unavailable("connection refused".into()))
-    }
-    async fn complete(
-        &self,
-        _: MessageId,
-        _: &Outcome,
-        _: OffsetDateTime,
-    ) -> Result<Completion, TrackerError> {
-        Err(TrackerError::Unavailable("connection refused".into()))
-    }
-    async fn get(
-        &self,
-        _: BalanceRequestId,
-        _: &CallerId,
-        _: OffsetDateTime,
-    ) -> Result<Option<BalanceRequest>, TrackerError> {
-        Err(TrackerError::Unavailable("connection refused".into()))
-    }
-    async fn get_by_message_id(
-        &self,
-        _: MessageId,
-        _: OffsetDateTime,
-    ) -> Result<Option<BalanceRequest>, TrackerError> {
-        Err(TrackerError::Unavailable("connection refused".into()))
-    }
-    async fn wait_for_completion(
-        &self,
-        _: BalanceRequestId,
-        _: Duration,
-    ) -> Result<Option<BalanceRequest>, TrackerError> {
-        Err(TrackerError::Unavailable("connection refused".into()))
-    }
-    async fn acquire_lock(
-        &self,
-        _: &str,
-        _: OffsetDateTime,
-        _: Duration,
-    ) -> Result<LockOutcome, TrackerError> {
-        Err(TrackerError::Unavailable("connection refused".into()))
-    }
-    async fn expire(&self, _: OffsetDateTime, _: u32) -> Result<u64, TrackerError> {
-        Err(TrackerError::Unavailable("connection refused".into()))
-    }
-    async fn ping(&self) -> Result<(), TrackerError> {
-        Err(TrackerError::Unavailable("connection refused".into()))
-    }
+async fn down() -> Arc<FakeTracker> {
+    let store = FakeTracker::in_memory().await;
+    store.fail_all(|| TrackerError::Unavailable("connection refused".into()));
+    store
 }
 
 #[tokio::test]
 async fn readyz_needs_the_store_within_the_timeout() {
-    let parts = Parts::on(Arc::new(Hanging));
+    let store = hanging().await;
+    let parts = Parts::on(store.clone());
     let gms = FakeGms::new(|_| unreachable!());
     let app = TestApp::build(parts, gms, |c| {
         c.readiness_timeout = Duration::from_millis(100)
     })
     .await;
     assert_eq!(app.call(get("/livez")).await.status, 200);
+    assert_eq!(
+        store.calls(Method::Ping),
+        0,
+        "/livez never touches the store"
+    );
     app.call(get("/readyz"))
         .await
         .assert_code(503, "SERVICE_UNAVAILABLE");
 
-    let parts = Parts::on(Arc::new(Down));
+    let parts = Parts::on(down().await);
     let app = TestApp::build(parts, FakeGms::new(|_| unreachable!()), |_| {}).await;
     app.call(get("/readyz"))
         .await
@@ -182,7 +87,7 @@ async fn readyz_needs_the_store_within_the_timeout() {
 
 #[tokio::test]
 async fn a_request_that_takes_too_long_is_503() {
-    let mut parts = Parts::on(Arc::new(Hanging));
+    let mut parts = Parts::on(hanging().await);
     parts.balance.sync_wait = Duration::from_millis(100);
     parts.balance.v2_wait = Duration::from_millis(100);
     let app = TestApp::build(parts, FakeGms::new(|_| unreachable!()), |c| {

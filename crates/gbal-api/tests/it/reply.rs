@@ -272,8 +272,8 @@ async fn a_reply_naming_another_request_is_400() {
 
 #[tokio::test]
 async fn a_reply_naming_another_request_is_400_on_postgres() {
-    let db = PgDatabase::create().await;
-    let tracker = db.tracker();
+    let db = TestDatabase::migrated("gbal_api").await;
+    let tracker = db.tracker().await;
     tracker.until_listening().await;
     let (app, _, request) = pending_on(Parts::on(Arc::new(tracker))).await;
     replies_naming_another_request_are_refused(&app, &request).await;

@@ -12,9 +12,9 @@ use crate::support::*;
 
 #[tokio::test]
 async fn the_access_code_is_in_no_response_log_or_row() {
-    let logs = captured_logs();
-    let db = PgDatabase::create().await;
-    let tracker: Arc<dyn Tracker> = Arc::new(db.tracker());
+    let logs = gbal_testkit::logs::capture_global();
+    let db = TestDatabase::migrated("gbal_api").await;
+    let tracker: Arc<dyn Tracker> = Arc::new(db.tracker().await);
     let mut parts = Parts::on(tracker);
     parts.balance.sync_wait = Duration::from_millis(300);
     let gms = parts.simulator();
@@ -43,7 +43,7 @@ async fn the_access_code_is_in_no_response_log_or_row() {
     tracing::info!("a line that proves logs are captured");
 
     let codes = ["aC01", "Qz7x", "Ac01", "Wq!9", "aB12", "Jk5Y", "Jk5!"];
-    let logs_text = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
+    let logs_text = logs.text();
     assert!(logs_text.contains("a line that proves logs are captured"));
     assert!(
         logs_text.contains("request"),
@@ -67,7 +67,7 @@ async fn the_access_code_is_in_no_response_log_or_row() {
     }
 
     // Every row of every table, as text.
-    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    let pool = db.pool().await;
     let tables: Vec<String> = sqlx::query(
         "SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'public'",
     )

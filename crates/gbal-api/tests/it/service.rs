@@ -1,98 +1,28 @@
 //! `BalanceService` against small fakes: the paths the simulator cannot reach.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use gbal_core::{
-    AccessCode, ApiVersion, Balance, BalanceConfig, BalanceQuery, BalanceRequest, BalanceRequestId,
-    BalanceService, CallContext, CallerId, CheckError, CheckOutcome, Completion, Grn, LockOutcome,
-    MessageId, NewBalanceRequest, Outcome, ReplyError, ReplyFields, ReplyRecorded, Submission,
-    SystemClock, Tin, Tracker, TrackerError,
+    AccessCode, ApiVersion, Balance, BalanceConfig, BalanceQuery, BalanceService, CallContext,
+    CallerId, CheckError, CheckOutcome, Grn, MessageId, Outcome, ReplyError, ReplyFields,
+    ReplyRecorded, Submission, SystemClock, Tin, Tracker, TrackerError,
 };
 use gbal_tracker::SqliteTracker;
-use time::OffsetDateTime;
 
-use crate::support::{FakeGms, defaults};
+use crate::support::{FakeGms, FakeTracker, Method, Times, defaults};
 
-/// SQLite, with the first `duplicates` inserts refused as duplicates and every lock held.
-#[derive(Debug)]
-struct Scripted {
-    inner: SqliteTracker,
-    duplicates: AtomicUsize,
-    inserts: AtomicUsize,
-    lock_held: bool,
-}
-
-#[async_trait]
-impl Tracker for Scripted {
-    async fn insert(&self, request: &NewBalanceRequest) -> Result<(), TrackerError> {
-        self.inserts.fetch_add(1, Ordering::SeqCst);
-        if self.duplicates.load(Ordering::SeqCst) > 0 {
-            self.duplicates.fetch_sub(1, Ordering::SeqCst);
-            return Err(TrackerError::DuplicateId);
-        }
-        self.inner.insert(request).await
+/// SQLite, with the first `duplicates` inserts refused as duplicates and, if `lock_held`,
+/// every lock held for 42 s.
+async fn scripted(duplicates: usize, lock_held: bool) -> Arc<FakeTracker> {
+    let tracker = FakeTracker::in_memory().await;
+    tracker.fail(Method::Insert, Times::First(duplicates), || {
+        TrackerError::DuplicateId
+    });
+    if lock_held {
+        tracker.hold_locks(Times::Always, Duration::from_secs(42));
     }
-    async fn complete(
-        &self,
-        m: MessageId,
-        o: &Outcome,
-        at: OffsetDateTime,
-    ) -> Result<Completion, TrackerError> {
-        self.inner.complete(m, o, at).await
-    }
-    async fn get(
-        &self,
-        id: BalanceRequestId,
-        c: &CallerId,
-        now: OffsetDateTime,
-    ) -> Result<Option<BalanceRequest>, TrackerError> {
-        self.inner.get(id, c, now).await
-    }
-    async fn get_by_message_id(
-        &self,
-        m: MessageId,
-        now: OffsetDateTime,
-    ) -> Result<Option<BalanceRequest>, TrackerError> {
-        self.inner.get_by_message_id(m, now).await
-    }
-    async fn wait_for_completion(
-        &self,
-        id: BalanceRequestId,
-        t: Duration,
-    ) -> Result<Option<BalanceRequest>, TrackerError> {
-        self.inner.wait_for_completion(id, t).await
-    }
-    async fn acquire_lock(
-        &self,
-        key: &str,
-        now: OffsetDateTime,
-        ttl: Duration,
-    ) -> Result<LockOutcome, TrackerError> {
-        if self.lock_held {
-            return Ok(LockOutcome::Held {
-                retry_after: Duration::from_secs(42),
-            });
-        }
-        self.inner.acquire_lock(key, now, ttl).await
-    }
-    async fn expire(&self, now: OffsetDateTime, batch: u32) -> Result<u64, TrackerError> {
-        self.inner.expire(now, batch).await
-    }
-    async fn ping(&self) -> Result<(), TrackerError> {
-        self.inner.ping().await
-    }
-}
-
-async fn scripted(duplicates: usize, lock_held: bool) -> Arc<Scripted> {
-    Arc::new(Scripted {
-        inner: SqliteTracker::in_memory().await.unwrap(),
-        duplicates: AtomicUsize::new(duplicates),
-        inserts: AtomicUsize::new(0),
-        lock_held,
-    })
+    tracker
 }
 
 fn query() -> BalanceQuery {
@@ -128,7 +58,7 @@ async fn a_taken_id_is_retried_with_a_fresh_one_up_to_three_times() {
         .await
         .unwrap();
     assert!(matches!(outcome, CheckOutcome::Completed(a) if *a.outcome() == balance()));
-    assert_eq!(tracker.inserts.load(Ordering::SeqCst), 3);
+    assert_eq!(tracker.calls(Method::Insert), 3);
 
     let tracker = scripted(3, false).await;
     let service = self::service(tracker.clone(), balance());
@@ -150,7 +80,7 @@ async fn a_held_lock_is_rate_limited_with_its_time_left_and_nothing_recorded() {
     assert!(
         matches!(error, CheckError::RateLimited { retry_after } if retry_after == Duration::from_secs(42))
     );
-    assert_eq!(tracker.inserts.load(Ordering::SeqCst), 0);
+    assert_eq!(tracker.calls(Method::Insert), 0);
 }
 
 #[tokio::test]

@@ -1,12 +1,13 @@
-//! What the tests share: keys and tokens, apps built in process, requests, fakes, Postgres
-//! databases, JSON schemas, captured logs and metrics.
+//! What gbal-api's tests share: keys and tokens, apps built in process, requests, a fake GMS,
+//! HMRC's JSON schemas. Databases, the test clock, log and metrics capture and the fake
+//! tracker are gbal-testkit's (re-exported here where the tests name them).
 
 #![allow(dead_code)]
 
 pub mod defaults;
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -25,6 +26,8 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use tower::ServiceExt;
+
+pub use gbal_testkit::{FakeTracker, Method, TestClock, TestDatabase, Times};
 
 pub const ISSUER: &str = "https://auth.example.test/";
 pub const AUDIENCE: &str = "gbal";
@@ -125,27 +128,6 @@ pub fn token(sub: &str) -> String {
 /// Tokens and their writers may run in parallel; each test uses callers of its own.
 pub fn caller(test: &str) -> String {
     format!("{test}-{}", uuid::Uuid::new_v4().simple())
-}
-
-/// The time as a test sets it.
-#[derive(Debug)]
-pub struct TestClock(Mutex<OffsetDateTime>);
-
-impl TestClock {
-    pub fn at(at: OffsetDateTime) -> Arc<Self> {
-        Arc::new(Self(Mutex::new(at)))
-    }
-
-    pub fn advance(&self, by: Duration) {
-        let mut now = self.0.lock().unwrap();
-        *now += by;
-    }
-}
-
-impl Clock for TestClock {
-    fn now(&self) -> OffsetDateTime {
-        *self.0.lock().unwrap()
-    }
 }
 
 /// How a [`FakeGms`] answers a query.
@@ -468,109 +450,10 @@ pub fn assert_schema(version: &str, name: &str, instance: &Value) {
     );
 }
 
-// --- Postgres ----------------------------------------------------------------------------
+// --- metrics --------------------------------------------------------------------------
 
-/// `DATABASE_URL`; Postgres tests fail without it rather than skip.
-pub fn database_url() -> String {
-    std::env::var("DATABASE_URL").expect(
-        "DATABASE_URL must point at a PostgreSQL whose role may create databases \
-         (e.g. postgres://postgres@127.0.0.1:5432/postgres); Postgres tests are never skipped",
-    )
-}
-
-/// A fresh, migrated database, dropped by [`PgDatabase::drop_database`].
-pub struct PgDatabase {
-    pub url: String,
-    admin_url: String,
-    name: String,
-}
-
-impl PgDatabase {
-    pub async fn create() -> Self {
-        use sqlx::Connection;
-        let admin_url = database_url();
-        let name = format!("gbal_api_{}", uuid::Uuid::new_v4().simple());
-        let mut admin = sqlx::PgConnection::connect(&admin_url)
-            .await
-            .expect("PostgreSQL at DATABASE_URL");
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut admin)
-            .await
-            .expect("CREATE DATABASE");
-        let mut url = reqwest::Url::parse(&admin_url).unwrap();
-        url.set_path(&format!("/{name}"));
-        let db = Self {
-            url: url.to_string(),
-            admin_url,
-            name,
-        };
-        let tracker = db.tracker();
-        tracker.migrate().await.expect("migrations");
-        db
-    }
-
-    /// A tracker of its own (a replica's) on this database.
-    pub fn tracker(&self) -> gbal_tracker::PgTracker {
-        gbal_tracker::PgTracker::connect(&self.url, &defaults::pg()).expect("a tracker")
-    }
-
-    pub async fn drop_database(self) {
-        use sqlx::Connection;
-        if let Ok(mut admin) = sqlx::PgConnection::connect(&self.admin_url).await {
-            let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            )))
-            .execute(&mut admin)
-            .await;
-        }
-    }
-}
-
-// --- logs and metrics --------------------------------------------------------------------
-
-/// Everything logged in this process from the first call on, at every level.
-pub fn captured_logs() -> &'static Arc<Mutex<Vec<u8>>> {
-    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let buffer = Arc::new(Mutex::new(Vec::new()));
-        let writer = Arc::clone(&buffer);
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_ansi(false)
-            .with_writer(move || BufferWriter(Arc::clone(&writer)))
-            .finish();
-        tracing::subscriber::set_global_default(subscriber).expect("one global subscriber");
-        buffer
-    })
-}
-
-pub fn logs_text() -> String {
-    String::from_utf8_lossy(&captured_logs().lock().unwrap()).into_owned()
-}
-
-struct BufferWriter(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for BufferWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// A Prometheus recorder installed for this process, and its render function.
+/// The process's Prometheus recorder (gbal-testkit's), rendered as `/metrics` renders it.
 pub fn metrics_render() -> MetricsRender {
-    static HANDLE: OnceLock<metrics_exporter_prometheus::PrometheusHandle> = OnceLock::new();
-    let handle = HANDLE
-        .get_or_init(|| {
-            metrics_exporter_prometheus::PrometheusBuilder::new()
-                .install_recorder()
-                .expect("one global recorder")
-        })
-        .clone();
+    let handle = gbal_testkit::metrics::prometheus();
     Arc::new(move || handle.render())
 }
