@@ -240,8 +240,12 @@ impl ApiConfig {
     /// The base path in the form routes are built with: `/customs/guarantees/` and
     /// `customs/guarantees` both become `/customs/guarantees`, `/` the empty root.
     pub fn normalised_base_path(&self) -> Result<String, InvalidSetting> {
-        normalise_base_path(&self.base_path)
-            .ok_or_else(|| invalid(Setting::BasePath, "must be a path of plain segments ([A-Za-z0-9-._~])"))
+        normalise_base_path(&self.base_path).ok_or_else(|| {
+            invalid(
+                Setting::BasePath,
+                "must be a path of plain segments ([A-Za-z0-9-._~])",
+            )
+        })
     }
 }
 
@@ -373,7 +377,11 @@ mod tests {
             ("/", ""),
             ("", ""),
         ] {
-            assert_eq!(normalise_base_path(given).as_deref(), Some(routed), "{given}");
+            assert_eq!(
+                normalise_base_path(given).as_deref(),
+                Some(routed),
+                "{given}"
+            );
         }
         assert_eq!(normalise_base_path("/a//b"), None);
         assert_eq!(normalise_base_path("/a/{x}"), None);
