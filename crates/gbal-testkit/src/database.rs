@@ -245,29 +245,32 @@ impl Drop for TestDatabase {
 }
 
 /// Runs `test` with a fresh, empty database named `<prefix>_<random>`, bounded by `limit`,
-/// and drops the database afterwards whatever happens (panic or timeout). The test's panic
-/// is the caller's panic.
-pub async fn with_database<F, Fut>(prefix: &str, limit: Duration, test: F)
+/// and drops the database afterwards whatever happens (panic or timeout); returns what the
+/// test returned. The test's panic is the caller's panic.
+pub async fn with_database<F, Fut, T>(prefix: &str, limit: Duration, test: F) -> T
 where
     F: FnOnce(Arc<TestDatabase>) -> Fut,
-    Fut: Future<Output = ()> + Send + 'static,
+    Fut: Future<Output = T> + Send + 'static,
+    T: Send + 'static,
 {
-    run(TestDatabase::create(prefix).await, limit, test).await;
+    run(TestDatabase::create(prefix).await, limit, test).await
 }
 
 /// [`with_database`] on a database with gbal's PostgreSQL migrations applied.
-pub async fn with_migrated_database<F, Fut>(prefix: &str, limit: Duration, test: F)
+pub async fn with_migrated_database<F, Fut, T>(prefix: &str, limit: Duration, test: F) -> T
 where
     F: FnOnce(Arc<TestDatabase>) -> Fut,
-    Fut: Future<Output = ()> + Send + 'static,
+    Fut: Future<Output = T> + Send + 'static,
+    T: Send + 'static,
 {
-    run(TestDatabase::migrated(prefix).await, limit, test).await;
+    run(TestDatabase::migrated(prefix).await, limit, test).await
 }
 
-async fn run<F, Fut>(db: TestDatabase, limit: Duration, test: F)
+async fn run<F, Fut, T>(db: TestDatabase, limit: Duration, test: F) -> T
 where
     F: FnOnce(Arc<TestDatabase>) -> Fut,
-    Fut: Future<Output = ()> + Send + 'static,
+    Fut: Future<Output = T> + Send + 'static,
+    T: Send + 'static,
 {
     let db = Arc::new(db);
     let task = tokio::spawn(test(Arc::clone(&db)));
@@ -283,7 +286,7 @@ where
         Err(_) => panic!("the test did not finish within {limit:?}"),
         Ok(Err(error)) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
         Ok(Err(error)) => panic!("the test task failed: {error}"),
-        Ok(Ok(())) => {}
+        Ok(Ok(value)) => value,
     }
 }
 
@@ -312,19 +315,21 @@ mod tests {
     async fn a_database_is_made_for_the_test_and_dropped_after_it_whatever_happens() {
         let seen = Arc::new(Mutex::new(String::new()));
         let name = Arc::clone(&seen);
-        with_migrated_database("gbal_testkit", Duration::from_secs(60), |db| async move {
-            assert!(db.name.starts_with("gbal_testkit_"), "{}", db.name);
-            assert!(exists(&db.name).await);
-            let pool = db.pool().await;
-            let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM balance_requests")
-                .fetch_one(&pool)
-                .await
-                .expect("the migrated table");
-            assert_eq!(rows, 0);
-            pool.close().await;
-            *name.lock().unwrap() = db.name.clone();
-        })
-        .await;
+        let rows =
+            with_migrated_database("gbal_testkit", Duration::from_secs(60), |db| async move {
+                assert!(db.name.starts_with("gbal_testkit_"), "{}", db.name);
+                assert!(exists(&db.name).await);
+                let pool = db.pool().await;
+                let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM balance_requests")
+                    .fetch_one(&pool)
+                    .await
+                    .expect("the migrated table");
+                pool.close().await;
+                *name.lock().unwrap() = db.name.clone();
+                rows
+            })
+            .await;
+        assert_eq!(rows, 0, "the test's value comes back");
         let name = seen.lock().unwrap().clone();
         assert!(
             !name.is_empty() && !exists(&name).await,
@@ -333,7 +338,7 @@ mod tests {
 
         // A test that panics: its database goes, and its panic is the caller's.
         let name = Arc::clone(&seen);
-        let panicked = tokio::spawn(with_database(
+        let panicked = tokio::spawn(with_database::<_, _, ()>(
             "gbal_testkit",
             Duration::from_secs(60),
             |db| async move {
