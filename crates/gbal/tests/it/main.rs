@@ -1,5 +1,6 @@
 //! Black-box tests of the `gbal` binary: each runs the real executable.
 
+mod attacks;
 mod faults;
 mod observability;
 mod process;
