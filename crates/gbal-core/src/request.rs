@@ -16,20 +16,27 @@ use crate::tin::Tin;
 #[serde(try_from = "String", into = "String")]
 pub struct CallerId(String);
 
-/// A caller id that is empty, too long or has control characters.
+/// A caller id that breaks [`CallerId`]'s rules.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("a caller id has 1 to {max} printable characters", max = CallerId::MAX_LEN)]
+#[error(
+    "a caller id has 1 to {max} characters, no control character and at least one visible one",
+    max = CallerId::MAX_LEN
+)]
 pub struct InvalidCallerId;
 
 impl CallerId {
     /// The longest caller id kept.
     pub const MAX_LEN: usize = 256;
 
-    /// Parses a token subject.
+    /// Parses a token subject. The rules, in one place: 1 to [`MAX_LEN`](Self::MAX_LEN)
+    /// characters; no control character (a line break in a log line or a lock key); and at
+    /// least one visible character, so that a subject of only spaces, zero-width or other
+    /// format characters cannot pass for a caller that looks like no one (or like another).
     pub fn parse(value: &str) -> Result<Self, InvalidCallerId> {
         if value.is_empty()
             || value.chars().count() > Self::MAX_LEN
             || value.chars().any(char::is_control)
+            || value.chars().all(draws_nothing)
         {
             return Err(InvalidCallerId);
         }
@@ -40,6 +47,54 @@ impl CallerId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// Whether `c` shows nothing on its own: whitespace, a control character, a format
+/// character (Unicode category Cf: zero-width spaces and joiners, direction marks and
+/// overrides, the byte-order mark, invisible operators, tags...), or one of the letters and
+/// marks that are drawn blank (the Hangul fillers, the braille blank, variation selectors,
+/// the combining grapheme joiner, Khmer's inherent vowels, Mongolian's variation selectors).
+fn draws_nothing(c: char) -> bool {
+    c.is_whitespace()
+        || c.is_control()
+        || matches!(
+            u32::from(c),
+            // Cf, Unicode 16.
+            0x00AD
+                | 0x0600..=0x0605
+                | 0x061C
+                | 0x06DD
+                | 0x070F
+                | 0x0890..=0x0891
+                | 0x08E2
+                | 0x180E
+                | 0x200B..=0x200F
+                | 0x202A..=0x202E
+                | 0x2060..=0x2064
+                | 0x2066..=0x206F
+                | 0xFEFF
+                | 0xFFF9..=0xFFFB
+                | 0x110BD
+                | 0x110CD
+                | 0x13430..=0x1343F
+                | 0x1BCA0..=0x1BCA3
+                | 0x1D173..=0x1D17A
+                | 0xE0001
+                | 0xE0020..=0xE007F
+                // Drawn blank, though not Cf.
+                | 0x034F
+                | 0x115F
+                | 0x1160
+                | 0x17B4
+                | 0x17B5
+                | 0x180B..=0x180D
+                | 0x180F
+                | 0x2800
+                | 0x3164
+                | 0xFE00..=0xFE0F
+                | 0xFFA0
+                | 0xE0100..=0xE01EF
+        )
 }
 
 impl fmt::Display for CallerId {
@@ -195,6 +250,60 @@ mod tests {
         assert!(CallerId::parse("a\nb").is_err());
         assert!(CallerId::parse(&"x".repeat(256)).is_ok());
         assert!(CallerId::parse(&"x".repeat(257)).is_err());
+    }
+
+    #[test]
+    fn a_caller_id_needs_a_visible_character() {
+        for invisible in [
+            " ",
+            "   ",
+            "\u{a0}",
+            "\u{3000}",
+            "\u{2003}\u{2009}",
+            "\u{200b}",
+            "\u{200b}\u{200c}\u{200d}",
+            "\u{feff}",
+            "\u{2060}\u{2061}",
+            "\u{202e}",
+            "\u{2066}\u{2069}",
+            "\u{ad}",
+            "\u{e0041}\u{e0042}",
+            "\u{3164}",
+            "\u{115f}\u{1160}",
+            "\u{2800}",
+            "\u{fe0f}",
+            "\u{34f}",
+            " \u{200b} \u{feff} ",
+        ] {
+            assert_eq!(
+                CallerId::parse(invisible),
+                Err(InvalidCallerId),
+                "{:?}",
+                invisible.escape_unicode().to_string()
+            );
+        }
+        // One visible character is enough; invisible ones around it are kept as given.
+        for visible in [
+            "a",
+            " a ",
+            "\u{200b}a",
+            "é",
+            "東京",
+            "client\u{200d}1",
+            "-",
+            "😀",
+        ] {
+            let id = CallerId::parse(visible).expect(visible);
+            assert_eq!(id.as_str(), visible);
+        }
+        // Control characters are refused anywhere, even beside visible ones.
+        for control in ["a\u{0}", "a\tb", "a\u{85}b", "a\u{7f}"] {
+            assert_eq!(
+                CallerId::parse(control),
+                Err(InvalidCallerId),
+                "{control:?}"
+            );
+        }
     }
 
     #[test]

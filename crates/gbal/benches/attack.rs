@@ -7,7 +7,7 @@
 //! ```
 //! `GBAL_ATTACK_ONLY=<name>[,<name>...]` runs only the named attacks (`label_flood`,
 //! `half_sent_headers`, `connection_flood`, `slow_bodies`, `get_polling_flood`,
-//! `oversized_input`, `http2_not_served`, `grn_case_changes`); `GBAL_ATTACK_SCALE=short` runs
+//! `oversized_input`, `http2_not_served`, `grn_case_changes`, `invisible_caller_ids`); `GBAL_ATTACK_SCALE=short` runs
 //! them at the tests' size, as a quick check of the benchmark itself. Everything runs on
 //! loopback.
 
@@ -48,5 +48,8 @@ async fn main() {
     }
     if wanted("grn_case_changes") {
         battery::grn_case_changes().await;
+    }
+    if wanted("invisible_caller_ids") {
+        battery::invisible_caller_ids().await;
     }
 }

@@ -45,3 +45,8 @@ async fn http2_is_not_served_on_either_listener() {
 async fn changing_the_case_of_a_grn_within_the_minute_gets_429_in_v1() {
     battery::grn_case_changes().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_token_whose_subject_shows_nothing_is_refused() {
+    battery::invisible_caller_ids().await;
+}

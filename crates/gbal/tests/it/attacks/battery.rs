@@ -638,7 +638,14 @@ pub async fn label_flood(scale: Scale) {
                 format!("x-{}", names.token(len).to_lowercase()),
                 names.token(len),
             )
-            .header("Accept", if (pick / 24).is_multiple_of(2) { V1 } else { V2 })
+            .header(
+                "Accept",
+                if (pick / 24).is_multiple_of(2) {
+                    V1
+                } else {
+                    V2
+                },
+            )
             .send()
     };
     // A first round registers the series the closed label sets allow (`other`, `unmatched`,
@@ -1355,4 +1362,33 @@ pub async fn grn_case_changes() {
     for (grn, status) in &statuses[1..] {
         assert_eq!(*status, 429, "{grn} within the minute of the first check");
     }
+}
+
+/// Tokens whose `sub` shows nothing (whitespace, zero-width and other format characters) are
+/// refused with 401: nobody can act as a caller that looks like no one, or like another.
+pub async fn invisible_caller_ids() {
+    let target = Target::start(&[]).await;
+    let client = client();
+    let mut seen = Vec::new();
+    for sub in [
+        " ",
+        "\u{a0}\u{3000}",
+        "\u{200b}",
+        "\u{200b}\u{200c}\u{200d}\u{2060}",
+        "\u{feff}",
+        "\u{202e}\u{2066}",
+        "\u{3164}",
+        " \u{200b}\t",
+    ] {
+        let (status, _) = target.check(&client, sub).await;
+        seen.push((sub.escape_debug().to_string(), status));
+        assert_eq!(status, 401, "sub {:?}", sub.escape_debug().to_string());
+    }
+    // The same requests from a visible caller (invisible characters around it are its own).
+    for sub in ["visible", "\u{200b}visible"] {
+        let (status, _) = target.check(&client, sub).await;
+        seen.push((sub.escape_debug().to_string(), status));
+        assert_eq!(status, 200, "sub {:?}", sub.escape_debug().to_string());
+    }
+    println!("attack invisible_caller_ids: {seen:?}");
 }
