@@ -236,9 +236,23 @@ impl BalanceService {
     }
 
     /// The key of the cluster-wide lock on (caller, GRN). The GRN comes first because it has
-    /// no separator in it, so no two pairs share a key.
+    /// no separator in it, so no two pairs share a key. It is the canonical, upper-case GRN
+    /// (API v1 keeps a GRN as typed, and replies are matched upper-cased): writing the GRN in
+    /// another case does not make another key, so it cannot dodge the once-a-minute rule.
+    ///
+    /// ```
+    /// use gbal_core::{BalanceService, CallerId, Grn};
+    /// let caller = CallerId::parse("trader").unwrap();
+    /// let key = |grn| BalanceService::lock_key(&caller, &Grn::parse_v1(grn).unwrap());
+    /// assert_eq!(key("26gb0000010000021"), key("26GB0000010000021"));
+    /// assert_eq!(key("26Gb0000010000021"), "balance:26GB0000010000021:trader");
+    /// ```
     pub fn lock_key(caller: &CallerId, grn: &crate::grn::Grn) -> String {
-        format!("balance:{}:{}", grn.as_str(), caller.as_str())
+        format!(
+            "balance:{}:{}",
+            grn.as_str().to_ascii_uppercase(),
+            caller.as_str()
+        )
     }
 
     /// Runs a balance check: lock, record, submit, wait, and report how it ended.
