@@ -355,6 +355,11 @@ impl BalanceService {
                 {
                     Ok(LockOutcome::Acquired) => Ok(()),
                     Ok(LockOutcome::Held { retry_after }) => {
+                        // The time left is measured from this check's `now`; a check that
+                        // began just before the holder's (and lost the race to the lock)
+                        // would be told a little more than a TTL, which no lock ever has
+                        // left once it is held.
+                        let retry_after = retry_after.min(self.config.lock_ttl);
                         return Err(CheckError::RateLimited { retry_after });
                     }
                     Err(e) => Err(e),

@@ -84,6 +84,23 @@ async fn a_held_lock_is_rate_limited_with_its_time_left_and_nothing_recorded() {
 }
 
 #[tokio::test]
+async fn a_lock_never_has_more_than_its_ttl_left() {
+    // A check that began just before the holder's and lost the race is told the holder's
+    // expiry from its own, earlier, now.
+    let tracker = FakeTracker::in_memory().await;
+    tracker.hold_locks(Times::Always, Duration::from_millis(60_002));
+    let service = service(tracker, balance());
+    let error = service
+        .check(&caller(), &query(), ApiVersion::V1, &CallContext::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, CheckError::RateLimited { retry_after } if retry_after == Duration::from_secs(60)),
+        "{error:?}"
+    );
+}
+
+#[tokio::test]
 async fn the_stored_request_carries_what_was_asked() {
     let tracker: Arc<dyn Tracker> = Arc::new(SqliteTracker::in_memory().await.unwrap());
     let service = service(Arc::clone(&tracker), balance());
