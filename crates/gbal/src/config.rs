@@ -14,6 +14,7 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
@@ -31,7 +32,9 @@ use crate::duration::HumanDuration;
 /// The built-in defaults.
 pub const DEFAULT_TOML: &str = include_str!("../../../config/default.toml");
 
-/// The HS256 secret used when development mode has no key source configured.
+/// The HS256 secret used when development mode has no key source configured. It is
+/// published (here), so anyone can mint tokens with it: it is accepted only in development mode
+/// with both listeners on loopback addresses ([`AuthConfig::validate`]).
 pub const DEVELOPMENT_SECRET: &str = "gbal-development-secret-do-not-use-in-production";
 
 /// A secret value: its `Debug` and serialised forms never show it.
@@ -369,7 +372,8 @@ impl Config {
     /// Checks what the types alone cannot, section by section (the key source first: in
     /// production it is the first thing missing).
     pub fn validate(&self) -> Result<(), ConfigError> {
-        self.auth.validate(self.mode)?;
+        self.auth
+            .validate(self.mode, [self.public.listen, self.internal.listen])?;
         let balance = self.balance();
         balance
             .validate()
@@ -385,11 +389,40 @@ impl Config {
     /// The HS256 secret in force: the configured one, or the development secret when
     /// development mode has no key source at all.
     pub fn hs256_secret(&self) -> Option<&str> {
-        if !self.auth.hs256_secret.is_empty() {
-            return Some(self.auth.hs256_secret.expose());
+        self.auth.hs256_secret_in_force(self.mode)
+    }
+
+    /// What `gbal serve` warns about at start: development conveniences in force, and plain
+    /// HTTP to GMS in production.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if self.hs256_secret() == Some(DEVELOPMENT_SECRET) {
+            warnings.push(
+                "DEVELOPMENT MODE: tokens are checked with the published development HS256 \
+                 secret, which anyone can know; never expose this gbal"
+                    .to_owned(),
+            );
         }
-        let no_source = self.auth.jwks_file.is_empty() && self.auth.jwks_url.is_empty();
-        (self.mode == Mode::Development && no_source).then_some(DEVELOPMENT_SECRET)
+        if self.mode == Mode::Development && self.gms.transport == Transport::Simulator {
+            warnings.push(
+                "DEVELOPMENT MODE: balances come from the built-in GMS simulator, not a real GMS"
+                    .to_owned(),
+            );
+        }
+        if self.mode == Mode::Production {
+            for (key, url) in self.gms.urls_in_use() {
+                if url
+                    .get(..7)
+                    .is_some_and(|s| s.eq_ignore_ascii_case("http://"))
+                {
+                    warnings.push(format!(
+                        "{key} is plain http in production mode: IE034s, their access codes \
+                         and the GMS token cross the network unencrypted; use https"
+                    ));
+                }
+            }
+        }
+        warnings
     }
 
     /// The configuration as TOML, secrets redacted.
@@ -420,7 +453,7 @@ impl Config {
         let reply_token = if self.internal.reply_token.is_empty() {
             // Nothing can post replies then (the embedded simulator delivers in process): an
             // unguessable token closes the route.
-            random_token()
+            gbal_core::secret::random_token()
         } else {
             self.internal.reply_token.expose().to_owned()
         };
@@ -527,36 +560,95 @@ fn api_key(api: &ApiConfig, setting: Setting) -> &'static str {
     }
 }
 
-/// 32 hex digits nobody can guess, for a reply route nobody may use.
-fn random_token() -> String {
-    let hex = || {
-        gbal_core::BalanceRequestId::new()
-            .to_string()
-            .replace('-', "")
-    };
-    format!("{}{}", hex(), hex())
-}
+/// The longest clock skew `auth.leeway` may allow: more would accept tokens long expired.
+const MAX_LEEWAY: Duration = Duration::from_secs(5 * 60);
+/// The bounds of `auth.jwks_refresh`: a zero period cannot be scheduled, a shorter one
+/// hammers the identity provider, a longer one leaves rotated keys unknown for too long.
+const JWKS_REFRESH: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(86_400));
 
 impl AuthConfig {
-    /// At most one key source; production mode needs one (the development secret is never
-    /// used there).
-    pub fn validate(&self, mode: Mode) -> Result<(), ConfigError> {
+    /// At most one key source; production mode needs one, and an https JWKS URL. The
+    /// published development secret, set or implied, only in development mode with both
+    /// `listen` addresses on loopback. A JWKS refresh period that can be scheduled, a leeway
+    /// of at most 5 minutes.
+    pub fn validate(&self, mode: Mode, listen: [SocketAddr; 2]) -> Result<(), ConfigError> {
         let sources = [
             !self.hs256_secret.is_empty(),
             !self.jwks_file.is_empty(),
             !self.jwks_url.is_empty(),
         ];
         match sources.iter().filter(|s| **s).count() {
-            0 if mode == Mode::Production => Err(bad(
-                "auth.jwks_url",
-                "production mode needs a key source (auth.jwks_url, auth.jwks_file or auth.hs256_secret)",
-            )),
-            0 | 1 => Ok(()),
-            _ => Err(bad(
-                "auth.hs256_secret / auth.jwks_file / auth.jwks_url",
-                "set only one key source",
-            )),
+            0 if mode == Mode::Production => {
+                return Err(bad(
+                    "auth.jwks_url",
+                    "production mode needs a key source (auth.jwks_url, auth.jwks_file or auth.hs256_secret)",
+                ));
+            }
+            0 | 1 => {}
+            _ => {
+                return Err(bad(
+                    "auth.hs256_secret / auth.jwks_file / auth.jwks_url",
+                    "set only one key source",
+                ));
+            }
         }
+        if self.hs256_secret_in_force(mode) == Some(DEVELOPMENT_SECRET) {
+            let refused = if mode == Mode::Development {
+                let exposed = listen.iter().find(|a| !a.ip().is_loopback());
+                exposed.map(|addr| format!("a listener on {addr}"))
+            } else {
+                Some("production mode".to_owned())
+            };
+            if let Some(why) = refused {
+                return Err(bad(
+                    "auth.hs256_secret",
+                    format!(
+                        "the published development secret is accepted only in development mode \
+                         with both listeners on loopback addresses, not with {why}: anyone could \
+                         mint tokens; set auth.hs256_secret to a secret of your own (32 bytes or \
+                         more), or auth.jwks_url"
+                    ),
+                ));
+            }
+        }
+        if !self.jwks_url.is_empty() {
+            let url = check_url("auth.jwks_url", &self.jwks_url)?;
+            if mode == Mode::Production && url.scheme() != "https" {
+                return Err(bad(
+                    "auth.jwks_url",
+                    "production mode needs an https URL: keys fetched over plain http can be \
+                     replaced on the way",
+                ));
+            }
+        }
+        let (shortest, longest) = JWKS_REFRESH;
+        if !(shortest..=longest).contains(&self.jwks_refresh.0) {
+            return Err(bad(
+                "auth.jwks_refresh",
+                format!(
+                    "must be from {} to {}",
+                    HumanDuration(shortest),
+                    HumanDuration(longest)
+                ),
+            ));
+        }
+        if self.leeway.0 > MAX_LEEWAY {
+            return Err(bad(
+                "auth.leeway",
+                format!("at most {}", HumanDuration(MAX_LEEWAY)),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The HS256 secret tokens are checked with: the configured one, or the development secret
+    /// when development mode has no key source at all.
+    fn hs256_secret_in_force(&self, mode: Mode) -> Option<&str> {
+        if !self.hs256_secret.is_empty() {
+            return Some(self.hs256_secret.expose());
+        }
+        let no_source = self.jwks_file.is_empty() && self.jwks_url.is_empty();
+        (mode == Mode::Development && no_source).then_some(DEVELOPMENT_SECRET)
     }
 }
 
@@ -642,6 +734,18 @@ impl GmsSection {
                 check_url("gms.eis.xi.url", &self.eis.xi.url)?;
                 Ok(())
             }
+        }
+    }
+
+    /// The GMS URLs the transport calls, by key.
+    fn urls_in_use(&self) -> Vec<(&'static str, &str)> {
+        match self.transport {
+            Transport::Simulator => Vec::new(),
+            Transport::NctsXml => vec![("gms.url", &self.url)],
+            Transport::EisJson => vec![
+                ("gms.eis.gb.url", &self.eis.gb.url),
+                ("gms.eis.xi.url", &self.eis.xi.url),
+            ],
         }
     }
 
@@ -880,7 +984,7 @@ mod tests {
             let e = load(jail, Some("mode = \"production\"\n")).unwrap_err();
             assert!(e.0.contains("auth."), "{e}");
         });
-        let base = "mode = \"production\"\n[auth]\njwks_url = \"http://auth/jwks\"\n[gms]\ntransport = \"ncts-xml\"\nurl = \"http://gms/m\"\n";
+        let base = "mode = \"production\"\n[auth]\njwks_url = \"https://auth/jwks\"\n[gms]\ntransport = \"ncts-xml\"\nurl = \"http://gms/m\"\n";
         jailed(|jail| {
             jail.set_env("DATABASE_URL", "postgres://db/gbal");
             let e = load(jail, Some(base)).unwrap_err();
@@ -922,8 +1026,14 @@ mod tests {
     #[test]
     fn example_configurations_load() {
         jailed(|jail| {
-            let c = load(jail, Some(include_str!("../../../config/sandbox.toml"))).unwrap();
+            // Its listeners bind 0.0.0.0: the secret must come from the environment.
+            let sandbox = include_str!("../../../config/sandbox.toml");
+            let e = load(jail, Some(sandbox)).unwrap_err();
+            assert!(e.0.starts_with("auth.hs256_secret: "), "{e}");
+            jail.set_env("GBAL_AUTH__HS256_SECRET", OWN_SECRET);
+            let c = load(jail, Some(sandbox)).unwrap();
             assert_eq!(c.gms.transport, Transport::Simulator);
+            assert_eq!(c.hs256_secret(), Some(OWN_SECRET));
         });
         jailed(|jail| {
             jail.set_env("DATABASE_URL", "postgres://gbal@db/gbal");
@@ -939,8 +1049,16 @@ mod tests {
             jail.set_env("DATABASE_URL", "postgres://gbal@db/gbal");
             let c = load(jail, Some(base)).unwrap();
             assert_eq!(c.mode, Mode::Production);
+            // The sandbox overlay, with the listeners and the Secret its Deployment gives it.
             let sandbox = include_str!("../../../deploy/overlays/sandbox/gbal.toml");
-            assert!(load(jail, Some(sandbox)).is_ok());
+            jail.set_env("GBAL_PUBLIC__LISTEN", "0.0.0.0:8080");
+            jail.set_env("GBAL_INTERNAL__LISTEN", "0.0.0.0:8081");
+            let e = load(jail, Some(sandbox)).unwrap_err();
+            assert!(e.0.starts_with("auth.hs256_secret: "), "{e}");
+            jail.set_env("GBAL_AUTH__HS256_SECRET", OWN_SECRET);
+            let c = load(jail, Some(sandbox)).unwrap();
+            assert_eq!(c.mode, Mode::Development);
+            assert_eq!(c.hs256_secret(), Some(OWN_SECRET));
         });
         jailed(|jail| {
             // The migrate Job has only DATABASE_URL: migrate must not need the other secrets.
@@ -1036,6 +1154,217 @@ mod tests {
             jail.set_env("GBAL_AUTH__HS256_SECRET", "short");
             let e = load(jail, None).unwrap_err();
             assert!(e.0.contains("auth.hs256_secret"), "{e}");
+        });
+    }
+
+    /// A secret of the operator's own (not the published one).
+    const OWN_SECRET: &str = "an-operators-own-secret-of-32-bytes-or-more";
+
+    #[test]
+    fn the_development_secret_only_in_development_on_loopback() {
+        // Implied (no key source) or set explicitly: the same rule.
+        for explicit in [false, true] {
+            let set = |jail: &mut Jail| {
+                if explicit {
+                    jail.set_env("GBAL_AUTH__HS256_SECRET", DEVELOPMENT_SECRET);
+                }
+            };
+            for (public, internal) in [
+                ("127.0.0.1:8080", "127.0.0.1:8081"),
+                ("[::1]:8080", "127.0.0.2:8081"),
+            ] {
+                jailed(|jail| {
+                    set(jail);
+                    jail.set_env("GBAL_PUBLIC__LISTEN", public);
+                    jail.set_env("GBAL_INTERNAL__LISTEN", internal);
+                    let c = load(jail, None).unwrap();
+                    assert_eq!(c.hs256_secret(), Some(DEVELOPMENT_SECRET));
+                });
+            }
+            for (public, internal) in [
+                ("0.0.0.0:8080", "127.0.0.1:8081"),
+                ("127.0.0.1:8080", "0.0.0.0:8081"),
+                ("[::]:8080", "[::1]:8081"),
+                ("10.1.2.3:8080", "127.0.0.1:8081"),
+            ] {
+                jailed(|jail| {
+                    set(jail);
+                    jail.set_env("GBAL_PUBLIC__LISTEN", public);
+                    jail.set_env("GBAL_INTERNAL__LISTEN", internal);
+                    let e = load(jail, None).unwrap_err();
+                    assert!(
+                        e.0.starts_with("auth.hs256_secret: "),
+                        "{public} {internal}: {e}"
+                    );
+                    assert!(e.0.contains("loopback"), "{e}");
+                    assert!(
+                        !e.0.contains(DEVELOPMENT_SECRET),
+                        "the secret is never printed: {e}"
+                    );
+                });
+            }
+        }
+        // Production refuses it even on loopback, also when set explicitly.
+        jailed(|jail| {
+            jail.set_env("GBAL_MODE", "production");
+            jail.set_env("GBAL_AUTH__HS256_SECRET", DEVELOPMENT_SECRET);
+            jail.set_env("GBAL_GMS__TRANSPORT", "ncts-xml");
+            jail.set_env("GBAL_GMS__URL", "https://gms.example/m");
+            jail.set_env("GBAL_INTERNAL__REPLY_TOKEN", "r3ply-t0ken-0123456789");
+            jail.set_env("DATABASE_URL", "postgres://db/gbal");
+            let e = load(jail, None).unwrap_err();
+            assert!(e.0.starts_with("auth.hs256_secret: "), "{e}");
+            // The same with a secret of one's own starts.
+            jail.set_env("GBAL_AUTH__HS256_SECRET", OWN_SECRET);
+            assert_eq!(load(jail, None).unwrap().hs256_secret(), Some(OWN_SECRET));
+        });
+        // One's own secret is fine on any address in development.
+        jailed(|jail| {
+            jail.set_env("GBAL_AUTH__HS256_SECRET", OWN_SECRET);
+            jail.set_env("GBAL_PUBLIC__LISTEN", "0.0.0.0:8080");
+            jail.set_env("GBAL_INTERNAL__LISTEN", "0.0.0.0:8081");
+            assert!(load(jail, None).is_ok());
+        });
+    }
+
+    #[test]
+    fn jwks_urls_are_http_or_https_and_https_in_production() {
+        let production = |jail: &mut Jail| {
+            jail.set_env("GBAL_MODE", "production");
+            jail.set_env("GBAL_GMS__TRANSPORT", "ncts-xml");
+            jail.set_env("GBAL_GMS__URL", "https://gms.example/m");
+            jail.set_env("GBAL_INTERNAL__REPLY_TOKEN", "r3ply-t0ken-0123456789");
+            jail.set_env("DATABASE_URL", "postgres://db/gbal");
+        };
+        for url in ["http://auth.example/jwks", "http://127.0.0.1:9999/jwks"] {
+            jailed(|jail| {
+                production(jail);
+                jail.set_env("GBAL_AUTH__JWKS_URL", url);
+                let e = load(jail, None).unwrap_err();
+                assert!(e.0.starts_with("auth.jwks_url: "), "{url}: {e}");
+                assert!(e.0.contains("https"), "{e}");
+            });
+            // Development mode allows plain http (a local identity provider).
+            jailed(|jail| {
+                jail.set_env("GBAL_AUTH__JWKS_URL", url);
+                assert!(load(jail, None).is_ok(), "{url}");
+            });
+        }
+        jailed(|jail| {
+            production(jail);
+            jail.set_env("GBAL_AUTH__JWKS_URL", "https://auth.example/jwks");
+            assert!(load(jail, None).is_ok());
+        });
+        for url in ["ftp://auth.example/jwks", "auth.example/jwks", "https://"] {
+            jailed(|jail| {
+                jail.set_env("GBAL_AUTH__JWKS_URL", url);
+                let e = load(jail, None).unwrap_err();
+                assert!(e.0.starts_with("auth.jwks_url: "), "{url}: {e}");
+            });
+        }
+    }
+
+    #[test]
+    fn jwks_refresh_and_leeway_are_bounded() {
+        for (key, value, ok) in [
+            ("GBAL_AUTH__JWKS_REFRESH", "0s", false),
+            ("GBAL_AUTH__JWKS_REFRESH", "500ms", false),
+            ("GBAL_AUTH__JWKS_REFRESH", "1s", true),
+            ("GBAL_AUTH__JWKS_REFRESH", "1d", true),
+            ("GBAL_AUTH__JWKS_REFRESH", "1d1s", false),
+            ("GBAL_AUTH__LEEWAY", "0s", true),
+            ("GBAL_AUTH__LEEWAY", "5m", true),
+            ("GBAL_AUTH__LEEWAY", "5m1s", false),
+            ("GBAL_AUTH__LEEWAY", "1h", false),
+        ] {
+            jailed(|jail| {
+                jail.set_env("GBAL_AUTH__JWKS_URL", "https://auth.example/jwks");
+                jail.set_env(key, value);
+                let loaded = load(jail, None);
+                assert_eq!(loaded.is_ok(), ok, "{key}={value}: {loaded:?}");
+                if let Err(e) = loaded {
+                    let name = key["GBAL_".len()..].to_ascii_lowercase().replace("__", ".");
+                    assert!(e.0.starts_with(&format!("{name}: ")), "{e}");
+                }
+            });
+        }
+    }
+
+    #[test]
+    fn no_duration_is_absurdly_long() {
+        for (key, name) in [
+            ("GBAL_BALANCE__TTL", "balance.ttl"),
+            ("GBAL_BALANCE__LOCK_TTL", "balance.lock_ttl"),
+            ("GBAL_EXPIRY__INTERVAL", "expiry.interval"),
+            ("GBAL_GMS__BREAKER__OPEN_FOR", "gms.breaker.open_for"),
+            ("GBAL_SHUTDOWN__GRACE", "shutdown.grace"),
+            ("GBAL_PUBLIC__REQUEST_TIMEOUT", "public.request_timeout"),
+        ] {
+            for value in ["31d", "999999999999d", "999999999999d999999999999d"] {
+                jailed(|jail| {
+                    jail.set_env(key, value);
+                    let e = load(jail, None).unwrap_err();
+                    assert!(e.0.starts_with(&format!("{name}: ")), "{key}={value}: {e}");
+                    assert!(e.0.contains("30d"), "{e}");
+                });
+            }
+        }
+        jailed(|jail| {
+            jail.set_env("GBAL_BALANCE__TTL", "30d");
+            assert_eq!(
+                load(jail, None).unwrap().balance.ttl.0,
+                Duration::from_secs(30 * 86_400)
+            );
+        });
+    }
+
+    #[test]
+    fn warnings_at_start() {
+        jailed(|jail| {
+            let warnings = load(jail, None).unwrap().warnings();
+            assert_eq!(warnings.len(), 2, "{warnings:?}");
+            assert!(warnings.iter().all(|w| w.starts_with("DEVELOPMENT MODE: ")));
+            jail.set_env("GBAL_AUTH__HS256_SECRET", OWN_SECRET);
+            let warnings = load(jail, None).unwrap().warnings();
+            assert_eq!(warnings.len(), 1, "only the simulator: {warnings:?}");
+        });
+        let production = |jail: &mut Jail, transport: &str| {
+            jail.set_env("GBAL_MODE", "production");
+            jail.set_env("GBAL_AUTH__JWKS_URL", "https://auth.example/jwks");
+            jail.set_env("GBAL_GMS__TRANSPORT", transport);
+            jail.set_env("GBAL_INTERNAL__REPLY_TOKEN", "r3ply-t0ken-0123456789");
+            jail.set_env("DATABASE_URL", "postgres://db/gbal");
+        };
+        jailed(|jail| {
+            production(jail, "ncts-xml");
+            jail.set_env("GBAL_GMS__URL", "https://gms.example/m");
+            assert_eq!(load(jail, None).unwrap().warnings(), Vec::<String>::new());
+            jail.set_env("GBAL_GMS__URL", "http://gms.example/m");
+            let warnings = load(jail, None).unwrap().warnings();
+            assert_eq!(warnings.len(), 1, "{warnings:?}");
+            assert!(
+                warnings[0].starts_with("gms.url is plain http"),
+                "{warnings:?}"
+            );
+        });
+        jailed(|jail| {
+            production(jail, "eis-json");
+            jail.set_env("GBAL_GMS__EIS__GB__URL", "https://gb.example");
+            jail.set_env("GBAL_GMS__EIS__XI__URL", "http://xi.example");
+            let warnings = load(jail, None).unwrap().warnings();
+            assert_eq!(warnings.len(), 1, "{warnings:?}");
+            assert!(
+                warnings[0].starts_with("gms.eis.xi.url is plain http"),
+                "{warnings:?}"
+            );
+        });
+        // Development mode does not warn about plain http to GMS (a local stand-in).
+        jailed(|jail| {
+            jail.set_env("GBAL_AUTH__HS256_SECRET", OWN_SECRET);
+            jail.set_env("GBAL_GMS__TRANSPORT", "ncts-xml");
+            jail.set_env("GBAL_GMS__URL", "http://127.0.0.1:9000/m");
+            jail.set_env("GBAL_INTERNAL__REPLY_TOKEN", "r3ply-t0ken-0123456789");
+            assert_eq!(load(jail, None).unwrap().warnings(), Vec::<String>::new());
         });
     }
 }

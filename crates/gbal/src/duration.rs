@@ -16,12 +16,23 @@ impl fmt::Display for HumanDuration {
     }
 }
 
+/// The longest duration any configuration key takes. Nothing gbal times needs more; a longer
+/// timer never fires in practice, and a far longer one would overflow the clock arithmetic
+/// that uses it (a panic, not an error). Keys with tighter bounds check them in their section.
+pub const MAX_CONFIG_DURATION: Duration = Duration::from_secs(30 * 86_400);
+
 impl<'de> Deserialize<'de> for HumanDuration {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = String::deserialize(deserializer)?;
-        parse(&text)
-            .map(HumanDuration)
-            .map_err(serde::de::Error::custom)
+        let d = parse(&text).map_err(serde::de::Error::custom)?;
+        if d > MAX_CONFIG_DURATION {
+            return Err(serde::de::Error::custom(format!(
+                "'{}' is longer than {}, the longest duration gbal's configuration takes",
+                text.chars().take(40).collect::<String>(),
+                format(MAX_CONFIG_DURATION)
+            )));
+        }
+        Ok(HumanDuration(d))
     }
 }
 

@@ -15,7 +15,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::{Config, Mode, Transport, default_sqlite_path};
+use crate::config::{Config, Transport, default_sqlite_path};
 
 /// Latency buckets (seconds) of the request and GMS call histograms.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -128,17 +128,8 @@ fn publish_lock_mirror(locks: &LockMirror, now: time::OffsetDateTime) {
 
 /// `gbal serve`: runs until `shutdown` is cancelled, then drains within `shutdown.grace`.
 pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
-    if config.mode == Mode::Development {
-        if config.auth.hs256_secret.is_empty() && config.hs256_secret().is_some() {
-            tracing::warn!(
-                "DEVELOPMENT MODE: tokens are checked with a built-in HS256 secret that anyone can know; never expose this gbal"
-            );
-        }
-        if config.gms.transport == Transport::Simulator {
-            tracing::warn!(
-                "DEVELOPMENT MODE: balances come from the built-in GMS simulator, not a real GMS"
-            );
-        }
+    for warning in config.warnings() {
+        tracing::warn!("{warning}");
     }
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let store = open_store(&config, config.database.run_migrations).await?;
