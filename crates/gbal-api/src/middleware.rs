@@ -22,8 +22,9 @@
 //!     the cheapest refusal and tells an unauthenticated caller nothing.
 //!
 //! Then routing; on the balance routes, the bound on requests in flight
-//! ([`shed_past_limit`]); then the handler's extractors in the order of API.md: auth,
-//! Accept, body, fields; then the rate limits and the balance service.
+//! ([`shed_past_limit`]); then the handler's extractors: auth and, right after it, the
+//! caller's request rate (`auth::Caller`), then Accept, body, fields; then the balance
+//! service, whose tracker answers the once-a-minute lock.
 
 use std::any::Any;
 use std::sync::Arc;
