@@ -7,16 +7,23 @@
 //! - [`fake_tracker`]: one fake tracker over a real one, with injected failures, hangs,
 //!   delays or held locks, counting calls;
 //! - [`reference`]: the reference material kept in the repository (schemas, examples);
-//! - [`pgbench`]: `pgbench` running the tracker's per-request SQL, for the benchmarks.
+//! - [`pgbench`]: `pgbench` running the tracker's per-request SQL, for the benchmarks;
+//! - [`pg_bin`]: PostgreSQL's own programs, for the tests that run a server of their own;
+//! - [`defaults`]: gbal's built-in configuration, `config/default.toml`;
+//! - [`wait`]: waiting for an observable condition with a deadline, instead of sleeping.
 
 pub mod clock;
 pub mod database;
+pub mod defaults;
 pub mod fake_tracker;
 pub mod logs;
 pub mod metrics;
+pub mod pg_bin;
 pub mod pgbench;
 pub mod reference;
+pub mod wait;
 
 pub use clock::TestClock;
 pub use database::{TestDatabase, with_database, with_migrated_database};
 pub use fake_tracker::{FakeTracker, Method, Times};
+pub use wait::{eventually, eventually_blocking, eventually_some, eventually_some_blocking, until};

@@ -65,21 +65,10 @@ pub fn script() -> String {
 }
 
 /// The pgbench executable: in `GBAL_PG_BIN`, else the newest `/usr/lib/postgresql/*/bin`,
-/// else on `PATH`.
+/// else on `PATH` ([`crate::pg_bin`]).
 pub fn binary() -> PathBuf {
-    let mut dirs: Vec<PathBuf> = std::env::var_os("GBAL_PG_BIN")
-        .map(PathBuf::from)
-        .into_iter()
-        .collect();
-    if let Ok(versions) = std::fs::read_dir("/usr/lib/postgresql") {
-        let mut found: Vec<PathBuf> = versions.flatten().map(|v| v.path().join("bin")).collect();
-        found.sort();
-        dirs.extend(found.into_iter().rev());
-    }
-    dirs.into_iter()
-        .map(|d| d.join("pgbench"))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| PathBuf::from("pgbench"))
+    crate::pg_bin::find_dir(&["pgbench"])
+        .map_or_else(|| PathBuf::from("pgbench"), |dir| dir.join("pgbench"))
 }
 
 /// Runs [`script`] with `pgbench -n -M prepared -j 2 -c <clients> -T <duration>` against

@@ -1,7 +1,6 @@
 //! gbal's built-in configuration, `config/default.toml` (the one source of defaults), turned
-//! into the settings of an app under test as `gbal serve` turns it with no configuration.
-
-use std::time::Duration;
+//! into the settings of an app under test as `gbal serve` turns it with no configuration
+//! (read by `gbal_testkit::defaults`).
 
 use gbal_api::{ApiConfig, AuthConfig, KeySource, RateLimitConfig, ReplyConfig};
 use gbal_core::BalanceConfig;
@@ -9,35 +8,8 @@ use gbal_gms::{
     BearerToken, BreakerConfig, Dataset, EmbeddedConfig, NctsXmlConfig, QueryLimit, RetryPolicy,
     UpstreamConfig, Url,
 };
+use gbal_testkit::defaults::{duration, integer, string, strings};
 use gbal_tracker::PgConfig;
-
-const DEFAULT_TOML: &str = include_str!("../../../../../config/default.toml");
-
-/// The value of a dotted key, e.g. `balance.sync_wait`.
-fn value(key: &str) -> toml::Value {
-    let table: toml::Table = DEFAULT_TOML.parse().expect("config/default.toml is TOML");
-    key.split('.')
-        .try_fold(toml::Value::Table(table), |v, part| v.get(part).cloned())
-        .unwrap_or_else(|| panic!("config/default.toml has no {key}"))
-}
-
-fn string(key: &str) -> String {
-    value(key)
-        .as_str()
-        .unwrap_or_else(|| panic!("{key} is a string"))
-        .to_owned()
-}
-
-fn integer<T: TryFrom<i64>>(key: &str) -> T {
-    value(key)
-        .as_integer()
-        .and_then(|i| T::try_from(i).ok())
-        .unwrap_or_else(|| panic!("{key} is an integer in range"))
-}
-
-fn duration(key: &str) -> Duration {
-    gbal_core::duration::parse(&string(key)).expect("a duration")
-}
 
 /// `[balance]`.
 pub fn balance() -> BalanceConfig {
@@ -53,12 +25,7 @@ pub fn balance() -> BalanceConfig {
 pub fn auth(keys: KeySource) -> AuthConfig {
     let algorithms = match keys {
         KeySource::Hs256Secret(_) => vec!["HS256".to_owned()],
-        KeySource::JwksFile { .. } | KeySource::JwksUrl { .. } => value("auth.algorithms")
-            .as_array()
-            .expect("auth.algorithms is a list")
-            .iter()
-            .map(|a| a.as_str().expect("an algorithm name").to_owned())
-            .collect(),
+        KeySource::JwksFile { .. } | KeySource::JwksUrl { .. } => strings("auth.algorithms"),
     };
     AuthConfig {
         algorithms,
