@@ -844,7 +844,8 @@ pub async fn connection_flood(scale: Scale) {
         (key::PUBLIC_HEADER_READ_TIMEOUT, "60s".to_owned()),
     ])
     .await;
-    // A keep-alive health connection, opened before the flood.
+    // A keep-alive health connection, opened before the flood, asks /livez every 250 ms (so
+    // that it is never idle long enough to be closed) until the flood has been measured.
     let mut health = Conn::open(target.public, Duration::from_secs(5))
         .await
         .expect("health connection");
@@ -858,6 +859,17 @@ pub async fn connection_flood(scale: Scale) {
     assert_eq!(ask_livez(&mut health).await, Some(200), "health connection");
     let rss_before = target.rss_kib();
     let sockets_before = target.sockets();
+    let (stop_health, mut stopped) = tokio::sync::oneshot::channel::<()>();
+    let health = tokio::spawn(async move {
+        let mut statuses = Vec::new();
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        loop {
+            tokio::select! {
+                _ = &mut stopped => return (statuses, health),
+                _ = tick.tick() => statuses.push(ask_livez(&mut health).await),
+            }
+        }
+    });
 
     let started = Instant::now();
     let mut flood = Vec::new();
@@ -883,10 +895,8 @@ pub async fn connection_flood(scale: Scale) {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let held = target.sockets().saturating_sub(sockets_before);
     let rss_during = target.rss_kib();
-    let mut health_during = Vec::new();
-    for _ in 0..3 {
-        health_during.push(ask_livez(&mut health).await);
-    }
+    let _ = stop_health.send(());
+    let (health_during, _health) = health.await.expect("health connection task");
     // A newcomer during the flood: it waits (or is refused) rather than being served past
     // the cap; its request is answered, or its connection closed, once the flood stops.
     let mut newcomer = Conn::open(target.public, Duration::from_millis(500))
@@ -926,7 +936,8 @@ pub async fn connection_flood(scale: Scale) {
     let rss_after = target.rss_kib();
     println!(
         "attack connection_flood: {} connections attempted, {} connected, {} timed out, {} \
-         refused; gbal held {} (cap {}); health connection during: {:?}; newcomer during: {}, \
+         refused; gbal held {} (cap {}); health connection during: {} answers {:?}; newcomer \
+         during: {}, \
          after: {}; a caller served {:.2} s after the flood stopped ({:?}); RSS {} -> {} -> {} KiB",
         scale.connection_flood,
         flooded,
@@ -934,7 +945,13 @@ pub async fn connection_flood(scale: Scale) {
         refused,
         held,
         cap,
-        health_during,
+        health_during.len(),
+        tally(
+            &health_during
+                .iter()
+                .map(|s| s.unwrap_or(0))
+                .collect::<Vec<_>>()
+        ),
         newcomer_during,
         newcomer_after,
         stopped.elapsed().as_secs_f64(),
@@ -948,7 +965,7 @@ pub async fn connection_flood(scale: Scale) {
         "gbal held {held} connections past the cap of {cap} (the health connection is one)"
     );
     assert!(
-        health_during.iter().all(|s| *s == Some(200)),
+        !health_during.is_empty() && health_during.iter().all(|s| *s == Some(200)),
         "the existing health connection stopped answering /livez: {health_during:?}"
     );
     // Refused may also mean answered 503 (and closed).
