@@ -82,6 +82,7 @@ fn outcome_label(result: &Result<CheckOutcome, CheckError>) -> &'static str {
         Err(CheckError::Unavailable { .. }) => "unavailable",
         Err(CheckError::BadGateway(_)) => "bad_gateway",
         Err(CheckError::GmsTimedOut) => "gms_timeout",
+        Err(CheckError::Expired(_)) => "expired",
         Err(CheckError::Internal(_)) => "internal",
     }
 }

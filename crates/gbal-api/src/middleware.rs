@@ -251,6 +251,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Correlation {
         Ok(Correlation(CallContext {
             request_id: text("x-request-id"),
             traceparent,
+            deadline: None,
         }))
     }
 }

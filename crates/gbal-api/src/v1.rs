@@ -241,10 +241,9 @@ fn refusal(error: CheckError) -> ApiError {
             reason,
         },
         CheckError::BadGateway(cause) => ApiError::BadGateway(cause),
-        CheckError::GmsTimedOut => ApiError::ServiceUnavailable {
-            retry_after: std::time::Duration::from_secs(1),
-            reason: "GMS did not take the query in time".to_owned(),
-        },
+        // No answer came and there is no request to point at (its outcome is unknown and
+        // nothing was recorded, or it expired meanwhile): as v2 says it.
+        CheckError::GmsTimedOut | CheckError::Expired(_) => ApiError::GatewayTimeout,
         CheckError::Internal(cause) => ApiError::Internal(cause),
     }
 }

@@ -158,7 +158,7 @@ fn refusal(error: CheckError) -> ApiError {
             reason,
         },
         CheckError::BadGateway(cause) => ApiError::BadGateway(cause),
-        CheckError::GmsTimedOut => ApiError::GatewayTimeout,
+        CheckError::GmsTimedOut | CheckError::Expired(_) => ApiError::GatewayTimeout,
         CheckError::Internal(cause) => ApiError::Internal(cause),
     }
 }

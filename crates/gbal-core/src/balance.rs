@@ -1,16 +1,29 @@
 //! `BalanceService`: the one orchestration of a balance check, the same for both API versions
 //! and every GMS transport, and the recording of the replies that arrive later.
 //!
-//! A check: take the cluster-wide lock on (caller, GRN), record a pending request, submit it
-//! through [`Gms`] (the adapter builds the IE034 and self-checks it against CD034A before
-//! anything is sent; a message that fails its own check comes back as
-//! [`GmsError::Internal`]), then either store the answer GMS gave at once or wait for the reply
-//! to complete the request, up to the version's wait. The per-caller request rate (governor)
-//! is the HTTP layer's business and runs before [`BalanceService::check`]; a replica's memory
-//! of held locks is a caching decorator of the [`Tracker`], so the service never knows of it.
+//! A check: take the cluster-wide lock on (caller, GRN), record a request only where someone
+//! will read it, submit the query through [`Gms`] (the adapter builds the IE034 and
+//! self-checks it against CD034A before anything is sent; a message that fails its own check
+//! comes back as [`GmsError::Internal`]), then either take the answer GMS gave at once or wait
+//! for the reply to complete the request, up to the version's wait and never past the check's
+//! deadline. What is recorded ([`Keeping`]):
+//!
+//! - API v2 over a transport that answers within the call: nothing but the lock (v2 has no
+//!   `GET`, and no reply needs matching);
+//! - API v1 over such a transport: the request once, already answered (no reply to wait for);
+//! - any check whose reply arrives later: a pending request, which the reply completes.
+//!
+//! When the query provably never reached GMS (no connection, a refusal before GMS accepted it,
+//! the circuit open), the lock is released and the request removed in one transaction: a GMS
+//! failure never costs the caller its minute. When GMS may have acted (timed out after
+//! sending), both stay and the check goes on waiting for the reply.
+//!
+//! The per-caller request rate (governor) is the HTTP layer's business and runs before
+//! [`BalanceService::check`]; a replica's memory of held locks is a caching decorator of the
+//! [`Tracker`], so the service never knows of it.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
 
@@ -19,7 +32,7 @@ use crate::gms::{Gms, GmsError, Submission, SubmitContext};
 use crate::id::{BalanceRequestId, MessageId, UniqueReference};
 use crate::outcome::Outcome;
 use crate::request::{ApiVersion, BalanceQuery, BalanceRequest, CallerId, NewBalanceRequest};
-use crate::tracker::{Completion, LockOutcome, ReplyMatch, Tracker, TrackerError};
+use crate::tracker::{Completion, CompletionWatch, LockOutcome, ReplyMatch, Tracker, TrackerError};
 
 /// How long a check may take and how long requests and locks live. Every value comes from
 /// the binary's configuration (`[balance]` of `config/default.toml`); there is no default here.
@@ -68,13 +81,55 @@ pub struct InvalidBalanceConfig {
     pub reason: &'static str,
 }
 
-/// Correlation data propagated to GMS with a check.
+/// Correlation data propagated to GMS with a check, and when the check must end.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CallContext {
     /// The caller's (or the generated) request id.
     pub request_id: Option<String>,
     /// The W3C `traceparent` of the current span.
     pub traceparent: Option<String>,
+    /// When the check must have ended ([`answer_deadline`]): the submission and the wait
+    /// stop by then. `None`: only the configured waits and the transport's timeouts bound it.
+    pub deadline: Option<Instant>,
+}
+
+/// The most a check keeps between the end of its wait and its request's timeout, for the
+/// final read and the answer: a tenth of the timeout, at most a second.
+pub fn deadline_margin(request_timeout: Duration) -> Duration {
+    (request_timeout / 10).min(Duration::from_secs(1))
+}
+
+/// When a check that arrived at `arrival` must have ended so that its answer beats
+/// `request_timeout` (after which the HTTP layer gives up on it): the timeout less
+/// [`deadline_margin`].
+pub fn answer_deadline(arrival: Instant, request_timeout: Duration) -> Instant {
+    arrival + request_timeout.saturating_sub(deadline_margin(request_timeout))
+}
+
+/// What a check records besides its lock, chosen by who can read it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keeping {
+    /// Nothing: API v2 (no `GET`) over a transport that answers within the call (no reply
+    /// to match). The lock alone is committed without waiting for the disk.
+    Nothing,
+    /// The request, once, already answered: API v1 over a transport that answers within the
+    /// call.
+    Answer,
+    /// A pending request before the query is sent, for the reply that arrives later (and for
+    /// v1's `GET`); durable.
+    Pending,
+}
+
+impl Keeping {
+    /// What a check through `api_version` records when the transport does or does not answer
+    /// within the call.
+    pub fn of(api_version: ApiVersion, answers_within_call: bool) -> Self {
+        match (api_version, answers_within_call) {
+            (_, false) => Self::Pending,
+            (ApiVersion::V1, true) => Self::Answer,
+            (ApiVersion::V2, true) => Self::Nothing,
+        }
+    }
 }
 
 /// How a check ended, short of an error.
@@ -137,9 +192,13 @@ pub enum CheckError {
     /// GMS refused or garbled the exchange itself.
     #[error("bad gateway: {0}")]
     BadGateway(String),
-    /// GMS did not answer the submission in time.
+    /// GMS did not answer the submission in time, and no reply can come to a request.
     #[error("GMS did not answer in time")]
     GmsTimedOut,
+    /// The request expired, or was removed, before its reply came: there is nothing to
+    /// answer with and no request to point at.
+    #[error("request {0} expired before its reply came")]
+    Expired(BalanceRequestId),
     /// Anything else: a bug or a broken invariant; the cause is for the log only.
     #[error("internal error: {0}")]
     Internal(String),
@@ -199,6 +258,15 @@ pub struct BalanceService {
 /// How many fresh ids a check tries when its id is already taken.
 const INSERT_ATTEMPTS: usize = 3;
 
+/// What a check releases when its query never reached GMS.
+struct Undo<'a> {
+    key: &'a str,
+    /// The id the lock was taken on behalf of.
+    owner: BalanceRequestId,
+    /// The request recorded under the lock, if any.
+    request: Option<BalanceRequestId>,
+}
+
 impl BalanceService {
     /// A service over these ports.
     pub fn new(
@@ -255,7 +323,8 @@ impl BalanceService {
         )
     }
 
-    /// Runs a balance check: lock, record, submit, wait, and report how it ended.
+    /// Runs a balance check: lock, record what someone will read, submit, wait, and report
+    /// how it ended.
     pub async fn check(
         &self,
         caller: &CallerId,
@@ -264,11 +333,31 @@ impl BalanceService {
         context: &CallContext,
     ) -> Result<CheckOutcome, CheckError> {
         let now = self.clock.now();
-        let new = self
-            .lock_and_record(caller, query, api_version, now)
-            .await?;
+        let key = Self::lock_key(caller, &query.grn);
+        let keeping = Keeping::of(api_version, self.gms.answers_within_call(query));
+        let new = self.new_request(caller, query, api_version, now);
+        // The lock is taken on behalf of the first id; the request may end up with another.
+        let owner = new.id;
+        let (new, recorded) = match keeping {
+            Keeping::Pending => (self.lock_and_record(&key, new, now).await?, true),
+            Keeping::Nothing | Keeping::Answer => (self.lock(&key, new, now).await?, false),
+        };
+        let undo = Undo {
+            key: &key,
+            owner,
+            request: recorded.then_some(new.id),
+        };
         // Watching from before the submission: a reply that beats GMS's own answer is seen.
-        let watch = self.tracker.watch(new.id);
+        let watch = (keeping == Keeping::Pending).then(|| self.tracker.watch(new.id, now));
+        if context.deadline.is_some_and(|d| Instant::now() >= d) {
+            // The store took the whole time: the query is not sent at all.
+            drop(watch);
+            self.release(&undo).await;
+            return Err(CheckError::Unavailable {
+                retry_after: Duration::from_secs(1),
+                reason: "no time was left to ask GMS".to_owned(),
+            });
+        }
         let submit_context = SubmitContext {
             balance_id: new.id,
             message_id: new.message_id(),
@@ -276,91 +365,214 @@ impl BalanceService {
             requested_at: new.requested_at,
             request_id: context.request_id.clone(),
             traceparent: context.traceparent.clone(),
+            deadline: context.deadline,
         };
-        let submission = self
-            .gms
-            .submit(query, &submit_context)
-            .await
-            .map_err(gms_error)?;
+        let submission = self.gms.submit(query, &submit_context).await;
 
-        match submission {
-            Submission::Answered(outcome) => {
-                let completion = self
-                    .tracker
-                    .complete(new.message_id(), &outcome, self.clock.now())
-                    .await
-                    .map_err(tracker_error)?;
-                match completion {
-                    // A reply that raced the answer keeps its place: the first one wins.
-                    Completion::Stored(request)
-                    | Completion::Duplicate(request)
-                    | Completion::Conflict(request) => match CheckOutcome::of(request) {
-                        completed @ CheckOutcome::Completed(_) => Ok(completed),
-                        CheckOutcome::Pending(r) => Err(CheckError::Internal(format!(
-                            "request {} was stored without its outcome",
-                            r.id
-                        ))),
-                    },
-                    Completion::NotFound | Completion::Unmatched(_) => Err(CheckError::Internal(
-                        format!("request {} vanished before its answer was stored", new.id),
-                    )),
-                }
+        match (submission, watch) {
+            (Ok(Submission::Answered(outcome)), _) => match keeping {
+                Keeping::Nothing => Ok(answered(&new, outcome, self.clock.now())),
+                Keeping::Answer => self.record_answer(new, outcome).await,
+                Keeping::Pending => self.complete_recorded(&new, outcome).await,
+            },
+            (Ok(Submission::Accepted), Some(watch)) => {
+                self.wait(watch, &new, context.deadline).await
             }
-            Submission::Accepted => {
-                let wait = match api_version {
-                    ApiVersion::V1 => self.config.sync_wait,
-                    ApiVersion::V2 => self.config.v2_wait,
-                };
-                match watch.wait(wait).await.map_err(tracker_error)? {
-                    Some(request) => Ok(CheckOutcome::of(request)),
-                    None => Err(CheckError::Internal(format!(
-                        "request {} vanished while waiting for its reply",
-                        new.id
-                    ))),
-                }
+            (Ok(Submission::Accepted), None) => Err(CheckError::Internal(format!(
+                "the {} transport said it answers within the call, yet only accepted request {}",
+                self.gms.transport(),
+                new.id
+            ))),
+            (Err(error), watch) if error.never_reached_gms() => {
+                drop(watch);
+                self.release(&undo).await;
+                Err(gms_error(error))
             }
+            (Err(error), Some(watch)) if error.outcome_unknown() => {
+                // GMS may have acted: its reply may still come, for this wait or for GET.
+                tracing::warn!(balance_id = %new.id, error = %error, "the query may have reached GMS; waiting for its reply");
+                self.wait(watch, &new, context.deadline).await
+            }
+            (Err(error), None) if error.outcome_unknown() => match keeping {
+                // v1 answers with an id whose GET shows the request, as for any check
+                // whose answer is still to come.
+                Keeping::Answer => {
+                    self.tracker.insert(&new).await.map_err(tracker_error)?;
+                    Ok(CheckOutcome::Pending(BalanceRequest::pending(&new)))
+                }
+                Keeping::Nothing | Keeping::Pending => Err(gms_error(error)),
+            },
+            (Err(error), _) => Err(gms_error(error)),
         }
     }
 
-    /// Takes the cluster-wide lock on (caller, GRN) and records a pending request under it,
-    /// with a fresh id when the first one is taken.
-    async fn lock_and_record(
+    /// A fresh request for this check, made at `now`.
+    fn new_request(
         &self,
         caller: &CallerId,
         query: &BalanceQuery,
         api_version: ApiVersion,
         now: OffsetDateTime,
-    ) -> Result<NewBalanceRequest, CheckError> {
-        let key = Self::lock_key(caller, &query.grn);
-        let mut locked = false;
-        let mut last = None;
+    ) -> NewBalanceRequest {
+        NewBalanceRequest {
+            id: BalanceRequestId::new(),
+            message_ref: UniqueReference::random(),
+            caller: caller.clone(),
+            api_version,
+            grn: query.grn.clone(),
+            tin: query.tin.clone(),
+            requested_at: now,
+            expires_at: now + self.config.ttl,
+        }
+    }
+
+    /// The version's wait, cut short by the deadline.
+    fn wait_for(&self, api_version: ApiVersion, deadline: Option<Instant>) -> Duration {
+        let wait = match api_version {
+            ApiVersion::V1 => self.config.sync_wait,
+            ApiVersion::V2 => self.config.v2_wait,
+        };
+        match deadline {
+            Some(deadline) => wait.min(deadline.saturating_duration_since(Instant::now())),
+            None => wait,
+        }
+    }
+
+    /// Waits for the reply that completes `new`: the completed request, the pending one when
+    /// the wait ran out, or [`CheckError::Expired`] when it is gone.
+    async fn wait(
+        &self,
+        watch: Box<dyn CompletionWatch + '_>,
+        new: &NewBalanceRequest,
+        deadline: Option<Instant>,
+    ) -> Result<CheckOutcome, CheckError> {
+        let wait = self.wait_for(new.api_version, deadline);
+        match watch.wait(wait).await.map_err(tracker_error)? {
+            Some(request) => Ok(CheckOutcome::of(request)),
+            None => Err(CheckError::Expired(new.id)),
+        }
+    }
+
+    /// Stores the answer GMS gave at once to a recorded request. A reply that raced it keeps
+    /// its place: the first one wins.
+    async fn complete_recorded(
+        &self,
+        new: &NewBalanceRequest,
+        outcome: Outcome,
+    ) -> Result<CheckOutcome, CheckError> {
+        let now = self.clock.now();
+        let completion = self
+            .tracker
+            .complete(new.message_id(), &outcome, now)
+            .await
+            .map_err(tracker_error)?;
+        match completion {
+            Completion::Stored(request)
+            | Completion::Duplicate(request)
+            | Completion::Conflict(request) => match CheckOutcome::of(request) {
+                completed @ CheckOutcome::Completed(_) => Ok(completed),
+                CheckOutcome::Pending(r) => Err(CheckError::Internal(format!(
+                    "request {} was stored without its outcome",
+                    r.id
+                ))),
+            },
+            // The request expired or was removed meanwhile: GMS's answer is still the
+            // caller's (a v1 balance carries no id to read it back by).
+            Completion::NotFound | Completion::Unmatched(_) => Ok(answered(new, outcome, now)),
+        }
+    }
+
+    /// Records a v1 request answered within the call, once, with its answer, under a fresh
+    /// id when the first one is taken. The caller gets the answer even if the store fails
+    /// now: its lock is taken, and the request is one nobody can ask for (a v1 answer carries
+    /// no id).
+    async fn record_answer(
+        &self,
+        new: NewBalanceRequest,
+        outcome: Outcome,
+    ) -> Result<CheckOutcome, CheckError> {
+        let completed_at = self.clock.now();
+        let mut new = new;
         for _ in 0..INSERT_ATTEMPTS {
-            let new = NewBalanceRequest {
-                id: BalanceRequestId::new(),
-                message_ref: UniqueReference::random(),
-                caller: caller.clone(),
-                api_version,
-                grn: query.grn.clone(),
-                tin: query.tin.clone(),
-                requested_at: now,
-                expires_at: now + self.config.ttl,
-            };
+            match self
+                .tracker
+                .insert_completed(&new, &outcome, completed_at)
+                .await
+            {
+                Ok(()) => break,
+                Err(TrackerError::DuplicateId) => {
+                    new.id = BalanceRequestId::new();
+                    new.message_ref = UniqueReference::random();
+                }
+                Err(error) => {
+                    tracing::warn!(balance_id = %new.id, error = %error, "an answered v1 request could not be recorded; answering anyway");
+                    break;
+                }
+            }
+        }
+        Ok(answered(&new, outcome, completed_at))
+    }
+
+    /// Undoes a check's lock and request, logging a failure: the caller's answer does not
+    /// depend on it.
+    async fn release(&self, undo: &Undo<'_>) {
+        if let Err(error) = self
+            .tracker
+            .release(undo.key, undo.owner, undo.request)
+            .await
+        {
+            tracing::warn!(lock_owner = %undo.owner, error = %error, "the lock of a check that never reached GMS could not be released; it lapses by itself");
+        }
+    }
+
+    /// Takes the cluster-wide lock on (caller, GRN) for `new`, recording nothing else.
+    async fn lock(
+        &self,
+        key: &str,
+        new: NewBalanceRequest,
+        now: OffsetDateTime,
+    ) -> Result<NewBalanceRequest, CheckError> {
+        match self
+            .tracker
+            .lock(key, new.id, now, self.config.lock_ttl)
+            .await
+            .map_err(tracker_error)?
+        {
+            LockOutcome::Acquired => Ok(new),
+            LockOutcome::Held { retry_after } => Err(self.rate_limited(retry_after)),
+        }
+    }
+
+    /// The refusal of a held lock. The time left is measured from this check's `now`; a check
+    /// that began just before the holder's (and lost the race to the lock) would be told a
+    /// little more than a TTL, which no lock ever has left once it is held.
+    fn rate_limited(&self, retry_after: Duration) -> CheckError {
+        CheckError::RateLimited {
+            retry_after: retry_after.min(self.config.lock_ttl),
+        }
+    }
+
+    /// Takes the cluster-wide lock on (caller, GRN) and records `new`, pending, under it,
+    /// with a fresh id when the first one is taken.
+    async fn lock_and_record(
+        &self,
+        key: &str,
+        mut new: NewBalanceRequest,
+        now: OffsetDateTime,
+    ) -> Result<NewBalanceRequest, CheckError> {
+        let mut locked = false;
+        for _ in 0..INSERT_ATTEMPTS {
             let recorded = if locked {
                 self.tracker.insert(&new).await
             } else {
                 match self
                     .tracker
-                    .lock_and_insert(&key, now, self.config.lock_ttl, &new)
+                    .lock_and_insert(key, now, self.config.lock_ttl, &new)
                     .await
                 {
                     Ok(LockOutcome::Acquired) => Ok(()),
                     Ok(LockOutcome::Held { retry_after }) => {
-                        // The time left is measured from this check's `now`; a check that
-                        // began just before the holder's (and lost the race to the lock)
-                        // would be told a little more than a TTL, which no lock ever has
-                        // left once it is held.
-                        let retry_after = retry_after.min(self.config.lock_ttl);
-                        return Err(CheckError::RateLimited { retry_after });
+                        return Err(self.rate_limited(retry_after));
                     }
                     Err(e) => Err(e),
                 }
@@ -368,16 +580,18 @@ impl BalanceService {
             match recorded {
                 Ok(()) => return Ok(new),
                 Err(TrackerError::DuplicateId) => {
-                    // The lock is ours; only the request needs a fresh id.
+                    // The lock is ours (on behalf of the first id); only the request needs a
+                    // fresh id.
                     locked = true;
-                    last = Some(new.id);
+                    new.id = BalanceRequestId::new();
+                    new.message_ref = UniqueReference::random();
                 }
                 Err(e) => return Err(tracker_error(e)),
             }
         }
         Err(CheckError::Internal(format!(
             "{INSERT_ATTEMPTS} fresh request ids were all taken (last {})",
-            last.map(|id| id.to_string()).unwrap_or_default()
+            new.id
         )))
     }
 
@@ -513,7 +727,20 @@ fn gms_error(error: GmsError) -> CheckError {
         GmsError::Rejected { .. } | GmsError::Garbled(_) => {
             CheckError::BadGateway(error.to_string())
         }
-        GmsError::TimedOut => CheckError::GmsTimedOut,
+        GmsError::TimedOut | GmsError::Interrupted(_) => CheckError::GmsTimedOut,
         GmsError::Internal(reason) => CheckError::Internal(reason),
     }
+}
+
+/// The check's end when GMS's answer is known and the request as stored (if any) is not: the
+/// request as it would read, completed at `at`.
+fn answered(new: &NewBalanceRequest, outcome: Outcome, at: OffsetDateTime) -> CheckOutcome {
+    CheckOutcome::Completed(Answered {
+        request: BalanceRequest {
+            completed_at: Some(at),
+            outcome: Some(outcome.clone()),
+            ..BalanceRequest::pending(new)
+        },
+        outcome,
+    })
 }

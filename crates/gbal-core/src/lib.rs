@@ -22,8 +22,8 @@ pub mod tracker;
 pub use access_code::AccessCode;
 pub use amount::{Amount, Currency};
 pub use balance::{
-    Answered, BalanceConfig, BalanceService, CallContext, CheckError, CheckOutcome, ReplyError,
-    ReplyFields, ReplyRecorded,
+    Answered, BalanceConfig, BalanceService, CallContext, CheckError, CheckOutcome, Keeping,
+    ReplyError, ReplyFields, ReplyRecorded, answer_deadline, deadline_margin,
 };
 pub use clock::{Clock, SystemClock};
 pub use field::{FieldError, FieldErrors};

@@ -81,7 +81,8 @@ pub enum TrackerError {
 #[async_trait]
 pub trait CompletionWatch: Send {
     /// Waits until the request is completed or `timeout` passes, reading the request again
-    /// at the end if no completion was seen. `None` when the request no longer exists.
+    /// at the end if no completion was seen. `None` when the request no longer exists or has
+    /// expired.
     async fn wait(
         self: Box<Self>,
         timeout: Duration,
@@ -94,6 +95,7 @@ pub trait CompletionWatch: Send {
 struct WaitLater<'a, T: ?Sized> {
     tracker: &'a T,
     id: BalanceRequestId,
+    now: OffsetDateTime,
 }
 
 #[async_trait]
@@ -102,12 +104,14 @@ impl<T: Tracker + ?Sized> CompletionWatch for WaitLater<'_, T> {
         self: Box<Self>,
         timeout: Duration,
     ) -> Result<Option<BalanceRequest>, TrackerError> {
-        self.tracker.wait_for_completion(self.id, timeout).await
+        self.tracker
+            .wait_for_completion(self.id, self.now, timeout)
+            .await
     }
 }
 
-/// [`Tracker::lock_and_insert`] in two steps: [`Tracker::acquire_lock`], then, if it was
-/// taken, [`Tracker::insert`].
+/// [`Tracker::lock_and_insert`] in two steps: [`Tracker::lock`] on behalf of the request,
+/// then, if it was taken, [`Tracker::insert`].
 pub async fn lock_then_insert<T: Tracker + ?Sized>(
     tracker: &T,
     key: &str,
@@ -115,7 +119,7 @@ pub async fn lock_then_insert<T: Tracker + ?Sized>(
     ttl: Duration,
     request: &NewBalanceRequest,
 ) -> Result<LockOutcome, TrackerError> {
-    match tracker.acquire_lock(key, now, ttl).await? {
+    match tracker.lock(key, request.id, now, ttl).await? {
         LockOutcome::Acquired => tracker
             .insert(request)
             .await
@@ -126,11 +130,36 @@ pub async fn lock_then_insert<T: Tracker + ?Sized>(
 
 /// Records balance requests, their replies, and the cluster-wide request locks.
 ///
-/// Times are passed in so that callers (and tests) decide what "now" is.
+/// Times are passed in so that callers (and tests) decide what "now" is. A store shared by
+/// several processes may measure lock windows and expiry by a clock of its own instead (the
+/// PostgreSQL tracker uses the database's), so that the processes' clocks need not agree;
+/// the durations passed (TTLs, a request's lifetime `expires_at - requested_at`) are kept.
 #[async_trait]
 pub trait Tracker: Send + Sync + Debug {
     /// Records a pending request. [`TrackerError::DuplicateId`] if its id or message id exists.
     async fn insert(&self, request: &NewBalanceRequest) -> Result<(), TrackerError>;
+
+    /// Records a request already answered, with its outcome, as [`Tracker::insert`] then
+    /// [`Tracker::complete`] would, without waking anyone (nobody waits for a request that is
+    /// recorded complete); stores that can do it in one statement do.
+    async fn insert_completed(
+        &self,
+        request: &NewBalanceRequest,
+        outcome: &Outcome,
+        completed_at: OffsetDateTime,
+    ) -> Result<(), TrackerError> {
+        self.insert(request).await?;
+        match self
+            .complete(request.message_id(), outcome, completed_at)
+            .await?
+        {
+            Completion::Stored(_) | Completion::Duplicate(_) => Ok(()),
+            other => Err(TrackerError::Other(format!(
+                "request {} was not completed as recorded: {other:?}",
+                request.id
+            ))),
+        }
+    }
 
     /// Takes the lock `key` for `ttl` unless someone holds it and, if it was taken, records
     /// `request`; stores that can do both in one statement do. `Held`: nothing was recorded.
@@ -190,27 +219,64 @@ pub trait Tracker: Send + Sync + Debug {
     ) -> Result<Option<BalanceRequest>, TrackerError>;
 
     /// Waits until the request is completed or `timeout` passes, then reads it once more, so
-    /// that a lost wake-up never loses an answer. `None` when the request no longer exists.
+    /// that a lost wake-up never loses an answer. `None` when the request no longer exists or
+    /// has expired: every read is at `now` plus the time the wait has taken.
     async fn wait_for_completion(
         &self,
         id: BalanceRequestId,
+        now: OffsetDateTime,
         timeout: Duration,
     ) -> Result<Option<BalanceRequest>, TrackerError>;
 
-    /// Starts a wait for request `id` now, to be awaited later with
+    /// Starts a wait for request `id` at `now`, to be awaited later with
     /// [`CompletionWatch::wait`]. Without a watch of the store's own, the wait is
     /// [`Tracker::wait_for_completion`] (which reads the request first).
-    fn watch<'a>(&'a self, id: BalanceRequestId) -> Box<dyn CompletionWatch + 'a> {
-        Box::new(WaitLater { tracker: self, id })
+    fn watch<'a>(
+        &'a self,
+        id: BalanceRequestId,
+        now: OffsetDateTime,
+    ) -> Box<dyn CompletionWatch + 'a> {
+        Box::new(WaitLater {
+            tracker: self,
+            id,
+            now,
+        })
     }
 
-    /// Takes the lock `key` for `ttl` unless someone holds it.
+    /// Takes the lock `key` for `ttl` on behalf of request `owner` unless someone holds it,
+    /// and records nothing else. The lock alone is not worth a wait for the disk: a store may
+    /// commit it without waiting for it to be durable, since a crash can lose at most the
+    /// lock, never an answer a caller was given (a durable write that follows, such as
+    /// [`lock_then_insert`]'s, makes it durable too).
+    async fn lock(
+        &self,
+        key: &str,
+        owner: BalanceRequestId,
+        now: OffsetDateTime,
+        ttl: Duration,
+    ) -> Result<LockOutcome, TrackerError>;
+
+    /// Takes the lock `key` for `ttl` unless someone holds it, on behalf of nobody in
+    /// particular (so it cannot be released, only lapse).
     async fn acquire_lock(
         &self,
         key: &str,
         now: OffsetDateTime,
         ttl: Duration,
-    ) -> Result<LockOutcome, TrackerError>;
+    ) -> Result<LockOutcome, TrackerError> {
+        self.lock(key, BalanceRequestId::new(), now, ttl).await
+    }
+
+    /// Undoes a check whose query provably never reached GMS, in one transaction: frees the
+    /// lock `key` if it is still held on behalf of `owner`, and removes `request` if it is
+    /// still pending. Either may be gone already (a lock that lapsed); nothing else is
+    /// touched.
+    async fn release(
+        &self,
+        key: &str,
+        owner: BalanceRequestId,
+        request: Option<BalanceRequestId>,
+    ) -> Result<(), TrackerError>;
 
     /// Deletes at most `batch` expired requests and at most `batch` expired locks; returns
     /// how many rows went. Safe to run on several replicas at once.

@@ -19,6 +19,7 @@ pub fn outcome_label(result: &Result<Submission, GmsError>) -> &'static str {
         Err(GmsError::Rejected { .. }) => "rejected",
         Err(GmsError::Unavailable { .. }) => "unavailable",
         Err(GmsError::TimedOut) => "timed_out",
+        Err(GmsError::Interrupted(_)) => "interrupted",
         Err(GmsError::Garbled(_)) => "garbled",
         Err(GmsError::Internal(_)) => "internal",
     }

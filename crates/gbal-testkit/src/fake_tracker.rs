@@ -2,9 +2,10 @@
 //! makes chosen methods fail, hang, wait or find every lock held, for every call or for the
 //! first few, and counts the calls of each method.
 //!
-//! The trait's composite methods (`lock_and_insert`, `complete_matching`, `watch`) keep the
-//! trait's own definitions, built from the single methods: so an injection on `insert` or
-//! `acquire_lock` applies to `lock_and_insert` too, and the counts see every step.
+//! The trait's composite methods (`lock_and_insert`, `insert_completed`, `complete_matching`,
+//! `watch`) keep the trait's own definitions, built from the single methods: so an injection
+//! on `insert` or `acquire_lock` applies to `lock_and_insert` too, and the counts see every
+//! step.
 
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -32,17 +33,20 @@ pub enum Method {
     GetByMessageId,
     /// [`Tracker::wait_for_completion`].
     WaitForCompletion,
-    /// [`Tracker::acquire_lock`].
+    /// [`Tracker::acquire_lock`], and [`Tracker::lock`] (the same lock on behalf of a
+    /// request).
     AcquireLock,
     /// [`Tracker::expire`].
     Expire,
     /// [`Tracker::ping`].
     Ping,
+    /// [`Tracker::release`].
+    Release,
 }
 
 impl Method {
     /// Every method, in the trait's order.
-    pub const ALL: [Method; 8] = [
+    pub const ALL: [Method; 9] = [
         Method::Insert,
         Method::Complete,
         Method::Get,
@@ -51,6 +55,7 @@ impl Method {
         Method::AcquireLock,
         Method::Expire,
         Method::Ping,
+        Method::Release,
     ];
 
     fn index(self) -> usize {
@@ -272,10 +277,34 @@ impl Tracker for FakeTracker {
     async fn wait_for_completion(
         &self,
         id: BalanceRequestId,
+        now: OffsetDateTime,
         timeout: Duration,
     ) -> Result<Option<BalanceRequest>, TrackerError> {
         self.pass(Method::WaitForCompletion).await?;
-        self.inner.wait_for_completion(id, timeout).await
+        self.inner.wait_for_completion(id, now, timeout).await
+    }
+
+    async fn lock(
+        &self,
+        key: &str,
+        owner: BalanceRequestId,
+        now: OffsetDateTime,
+        ttl: Duration,
+    ) -> Result<LockOutcome, TrackerError> {
+        if let Some(retry_after) = self.enter(Method::AcquireLock).await? {
+            return Ok(LockOutcome::Held { retry_after });
+        }
+        self.inner.lock(key, owner, now, ttl).await
+    }
+
+    async fn release(
+        &self,
+        key: &str,
+        owner: BalanceRequestId,
+        request: Option<BalanceRequestId>,
+    ) -> Result<(), TrackerError> {
+        self.pass(Method::Release).await?;
+        self.inner.release(key, owner, request).await
     }
 
     async fn acquire_lock(

@@ -7,8 +7,15 @@
 //! from memory instead. It learns only from the lock's own answers (taken at `now`: held until
 //! `now + ttl`; refused: held until `now + retry_after`), so it never refuses longer than the
 //! store would, and it is never a limiter of its own: a refused attempt extends nothing, here
-//! or in the store. Everything else is forwarded unchanged, the store's own watches and
-//! one-statement operations included.
+//! or in the store. A release (a check whose query never reached GMS) forgets the key, so the
+//! next attempt asks the store. Everything else is forwarded unchanged, the store's own
+//! watches and one-statement operations included.
+//!
+//! It measures on the replica's clock (the `now` the service passes) the durations the store
+//! reports: the TTL of a lock taken, the time left on a held one. A store that measures lock
+//! windows by a clock of its own (PostgreSQL's `now()`) may disagree with the replica's clock
+//! by any amount; the durations still agree, and since the replica's `now` is read before the
+//! store's answer, the mirror frees a lock no later than the store does.
 //!
 //! Its memory is bounded by the locks taken within one lock TTL: [`LockMirror::forget_expired`]
 //! (run periodically) drops the locks that have freed up and gives back the room a burst took.
@@ -149,6 +156,17 @@ impl Tracker for LockMirror {
         self.inner.insert(request).await
     }
 
+    async fn insert_completed(
+        &self,
+        request: &NewBalanceRequest,
+        outcome: &Outcome,
+        completed_at: OffsetDateTime,
+    ) -> Result<(), TrackerError> {
+        self.inner
+            .insert_completed(request, outcome, completed_at)
+            .await
+    }
+
     async fn lock_and_insert(
         &self,
         key: &str,
@@ -205,13 +223,45 @@ impl Tracker for LockMirror {
     async fn wait_for_completion(
         &self,
         id: BalanceRequestId,
+        now: OffsetDateTime,
         timeout: Duration,
     ) -> Result<Option<BalanceRequest>, TrackerError> {
-        self.inner.wait_for_completion(id, timeout).await
+        self.inner.wait_for_completion(id, now, timeout).await
     }
 
-    fn watch<'a>(&'a self, id: BalanceRequestId) -> Box<dyn CompletionWatch + 'a> {
-        self.inner.watch(id)
+    fn watch<'a>(
+        &'a self,
+        id: BalanceRequestId,
+        now: OffsetDateTime,
+    ) -> Box<dyn CompletionWatch + 'a> {
+        self.inner.watch(id, now)
+    }
+
+    async fn lock(
+        &self,
+        key: &str,
+        owner: BalanceRequestId,
+        now: OffsetDateTime,
+        ttl: Duration,
+    ) -> Result<LockOutcome, TrackerError> {
+        if let Some(held) = self.answer_from_memory(key, now) {
+            return Ok(held);
+        }
+        let answer = self.inner.lock(key, owner, now, ttl).await;
+        self.learn_from(key, now, ttl, &answer);
+        answer
+    }
+
+    /// Releases in the store and forgets the key here, whatever the store answered: a lock
+    /// the store may have freed is never refused from memory.
+    async fn release(
+        &self,
+        key: &str,
+        owner: BalanceRequestId,
+        request: Option<BalanceRequestId>,
+    ) -> Result<(), TrackerError> {
+        self.forget(key);
+        self.inner.release(key, owner, request).await
     }
 
     async fn acquire_lock(
@@ -328,17 +378,27 @@ mod tests {
         async fn wait_for_completion(
             &self,
             _: BalanceRequestId,
+            _: OffsetDateTime,
             _: Duration,
         ) -> Result<Option<BalanceRequest>, TrackerError> {
             Ok(None)
         }
-        async fn acquire_lock(
+        async fn lock(
             &self,
             _: &str,
+            _: BalanceRequestId,
             _: OffsetDateTime,
             _: Duration,
         ) -> Result<LockOutcome, TrackerError> {
             self.answer()
+        }
+        async fn release(
+            &self,
+            _: &str,
+            _: BalanceRequestId,
+            _: Option<BalanceRequestId>,
+        ) -> Result<(), TrackerError> {
+            Ok(())
         }
         async fn expire(&self, _: OffsetDateTime, _: u32) -> Result<u64, TrackerError> {
             Ok(0)

@@ -24,7 +24,7 @@ use uuid::Uuid;
 use crate::connections::PgConnections;
 use crate::error::timed_out;
 use crate::listener::{Listener, completion_channel};
-use crate::lock::{held_until, lock_expiry};
+use crate::lock::held_until;
 use crate::row::{OutcomeColumns, StoredRequest};
 use crate::waiters::{self, Waiters};
 
@@ -43,6 +43,12 @@ pub struct PgConfig {
     pub statement_timeout: Duration,
 }
 
+// Whose clock: every statement reads "now" as `COALESCE($n, now())`. The tracker binds NULL
+// there (the database's clock, the same for every replica; see [`TimeSource`]), or the time
+// its caller passed, for tests that set the time themselves. Times written into rows follow
+// the same rule: a request's `requested_at` and `expires_at` (its lifetime kept), a lock's
+// expiry, a completion's time.
+//
 // How the statements find their rows. Each lookup has one index to use: the id, the message
 // id or the lock key; the expiry index is the expiry job's alone, so where a lookup also
 // compares the expiry it does so as `expires_at + interval '0' > $n`, which no index serves.
@@ -58,9 +64,21 @@ macro_rules! request_columns {
     };
 }
 
+/// Records a pending request: `$8` and `$9` its times, or NULL for the database's now and
+/// now plus `$10`, its lifetime in microseconds.
 const INSERT: &str = "INSERT INTO balance_requests \
      (id, message_id, message_ref, caller, api_version, grn, tin, requested_at, expires_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+     VALUES ($1, $2, $3, $4, $5, $6, $7, COALESCE($8::timestamptz, now()), \
+     COALESCE($9::timestamptz, now() + $10::bigint * interval '1 microsecond'))";
+
+/// [`INSERT`] of a request already answered (`$11`-`$14` the outcome, `$15` when, or NULL for
+/// the database's now), with no notification: nobody waits for it.
+const INSERT_COMPLETED: &str = "INSERT INTO balance_requests \
+     (id, message_id, message_ref, caller, api_version, grn, tin, requested_at, expires_at, \
+     status, balance, currency, errors, completed_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, COALESCE($8::timestamptz, now()), \
+     COALESCE($9::timestamptz, now() + $10::bigint * interval '1 microsecond'), \
+     $11, $12::numeric, $13, $14::jsonb, COALESCE($15::timestamptz, now()))";
 
 /// Records the first outcome of a live request and announces it, in one statement (so in one
 /// transaction): the notification is sent if and only if the update commits. `$7` and `$8`,
@@ -69,8 +87,10 @@ const INSERT: &str = "INSERT INTO balance_requests \
 /// locale), or its message ref.
 const COMPLETE: &str = concat!(
     "WITH done AS (UPDATE balance_requests \
-     SET status = $2, balance = $3::numeric, currency = $4, errors = $5::jsonb, completed_at = $6 \
-     WHERE message_id = $1 AND expires_at + interval '0' > $6 AND status IS NULL \
+     SET status = $2, balance = $3::numeric, currency = $4, errors = $5::jsonb, \
+     completed_at = COALESCE($6::timestamptz, now()) \
+     WHERE message_id = $1 AND expires_at + interval '0' > COALESCE($6::timestamptz, now()) \
+     AND status IS NULL \
      AND ($7::text IS NULL OR upper(grn COLLATE \"C\") = $7) \
      AND ($8::text IS NULL OR message_ref = $8) RETURNING *) \
      SELECT ",
@@ -83,59 +103,95 @@ const COMPLETE: &str = concat!(
 const BY_MESSAGE_ID: &str = concat!(
     "SELECT ",
     request_columns!(),
-    " FROM balance_requests WHERE message_id = $1 AND expires_at + interval '0' > $2"
+    " FROM balance_requests WHERE message_id = $1 \
+     AND expires_at + interval '0' > COALESCE($2::timestamptz, now())"
 );
 
 const BY_ID_FOR_CALLER: &str = concat!(
     "SELECT ",
     request_columns!(),
-    " FROM balance_requests WHERE id = $1 AND caller = $2 AND expires_at + interval '0' > $3"
+    " FROM balance_requests WHERE id = $1 AND caller = $2 \
+     AND expires_at + interval '0' > COALESCE($3::timestamptz, now())"
 );
 
+/// A live request by id (a wait's reads).
 const BY_ID: &str = concat!(
     "SELECT ",
     request_columns!(),
-    " FROM balance_requests WHERE id = $1"
+    " FROM balance_requests WHERE id = $1 \
+     AND expires_at + interval '0' > COALESCE($2::timestamptz, now())"
 );
 
-/// Takes a free or lapsed lock; a held lock is left alone (and no row comes back).
-const TAKE_LOCK: &str = "INSERT INTO request_locks (key, expires_at) VALUES ($1, $3) \
-     ON CONFLICT (key) DO UPDATE SET expires_at = EXCLUDED.expires_at \
-     WHERE request_locks.expires_at <= $2 RETURNING expires_at";
+/// Takes a free or lapsed lock `$1` at `$2` for `$3` microseconds on behalf of `$4` (or
+/// nobody); a held lock is left alone. The answer's first column is the expiry of the lock
+/// taken, NULL when it is held. Nothing durable depends on the lock alone, so its commit does
+/// not wait for the WAL to reach the disk (`synchronous_commit` off for this transaction
+/// only): a crash may lose the lock, never an answer; a durable commit after it (a request
+/// recorded under it) flushes it too, the WAL being written in order.
+const TAKE_LOCK: &str = "WITH taken AS (\
+     INSERT INTO request_locks (key, expires_at, owner) \
+     VALUES ($1, COALESCE($2::timestamptz, now()) + $3::bigint * interval '1 microsecond', $4) \
+     ON CONFLICT (key) DO UPDATE SET expires_at = EXCLUDED.expires_at, owner = EXCLUDED.owner \
+     WHERE request_locks.expires_at <= COALESCE($2::timestamptz, now()) RETURNING expires_at) \
+     SELECT (SELECT expires_at FROM taken), set_config('synchronous_commit', 'off', true)";
 
-const LOCK_HOLDER: &str = "SELECT expires_at FROM request_locks WHERE key = $1";
+/// A lock's expiry, and the now it is measured against (`$2`, or the database's).
+const LOCK_HOLDER: &str = "SELECT expires_at, COALESCE($2::timestamptz, now()) \
+     FROM request_locks WHERE key = $1";
 
-/// [`TAKE_LOCK`] and, only if the lock was taken, [`INSERT`] (`$4`-`$12`), in one statement.
+/// Frees lock `$1` if it is held on behalf of `$2`, and removes request `$3` if it is still
+/// pending, in one statement (so in one transaction); answers how many of each went.
+const RELEASE: &str = "WITH freed AS (\
+     DELETE FROM request_locks WHERE key = $1 AND owner = $2 RETURNING key), \
+     removed AS (\
+     DELETE FROM balance_requests WHERE id = $3 AND status IS NULL RETURNING id) \
+     SELECT (SELECT count(*) FROM freed), (SELECT count(*) FROM removed)";
+
+/// [`TAKE_LOCK`] (on behalf of the request) and, only if the lock was taken, [`INSERT`]
+/// (`$4`-`$13`), in one statement, durable.
 /// A request whose id or message id exists is skipped, not an error, so the lock stays taken.
 /// A held lock's expiry is read by a second statement: reading it here too would put a scan
 /// of `request_locks` in every check's statement, and a plan made while the table was empty
 /// scans it sequentially (measured: a third of the statement's rate as the table grew).
 const LOCK_AND_INSERT: &str = "WITH locked AS (\
-     INSERT INTO request_locks (key, expires_at) VALUES ($1, $3) \
-     ON CONFLICT (key) DO UPDATE SET expires_at = EXCLUDED.expires_at \
-     WHERE request_locks.expires_at <= $2 RETURNING expires_at), \
+     INSERT INTO request_locks (key, expires_at, owner) \
+     VALUES ($1, COALESCE($2::timestamptz, now()) + $3::bigint * interval '1 microsecond', \
+     $4::uuid) \
+     ON CONFLICT (key) DO UPDATE SET expires_at = EXCLUDED.expires_at, owner = EXCLUDED.owner \
+     WHERE request_locks.expires_at <= COALESCE($2::timestamptz, now()) RETURNING expires_at), \
      recorded AS (\
      INSERT INTO balance_requests \
      (id, message_id, message_ref, caller, api_version, grn, tin, requested_at, expires_at) \
      SELECT $4::uuid, $5::bytea, $6::text, $7::text, $8::smallint, $9::text, $10::text, \
-     $11::timestamptz, $12::timestamptz WHERE EXISTS (SELECT 1 FROM locked) \
+     COALESCE($11::timestamptz, now()), \
+     COALESCE($12::timestamptz, now() + $13::bigint * interval '1 microsecond') \
+     WHERE EXISTS (SELECT 1 FROM locked) \
      ON CONFLICT DO NOTHING RETURNING id) \
      SELECT EXISTS (SELECT 1 FROM locked), EXISTS (SELECT 1 FROM recorded)";
 
 const EXPIRE_REQUESTS: &str = "DELETE FROM balance_requests WHERE id IN \
-     (SELECT id FROM balance_requests WHERE expires_at <= $1 \
+     (SELECT id FROM balance_requests WHERE expires_at <= COALESCE($1::timestamptz, now()) \
       ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED)";
 
 const EXPIRE_LOCKS: &str = "DELETE FROM request_locks WHERE key IN \
-     (SELECT key FROM request_locks WHERE expires_at <= $1 \
+     (SELECT key FROM request_locks WHERE expires_at <= COALESCE($1::timestamptz, now()) \
       ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED)";
 
 /// The SQL of one request's hot path, for comparisons with `pgbench`: taking its lock and
 /// recording it, then completing it (with the notification).
 pub mod sql {
-    /// Takes a lock and records a request under it: `$1` key, `$2` now, `$3` lock expiry,
-    /// `$4`-`$12` the request's nine columns, id to expiry.
+    //! Wherever a statement takes a now (`$n` of type `timestamptz`), NULL means the
+    //! database's `now()`.
+
+    /// Takes a lock and records a request under it: `$1` key, `$2` now, `$3` the lock's TTL
+    /// in microseconds, `$4`-`$12` the request's nine columns, id to expiry (`$11`, `$12`
+    /// NULL: now, and now plus `$13`, the request's lifetime in microseconds).
     pub const LOCK_AND_INSERT: &str = super::LOCK_AND_INSERT;
+    /// Takes a lock alone, committed without waiting for the disk: `$1` key, `$2` now, `$3`
+    /// TTL in microseconds, `$4` the owner or NULL.
+    pub const TAKE_LOCK: &str = super::TAKE_LOCK;
+    /// Frees a lock held on behalf of `$2` and removes the pending request `$3`: `$1` key.
+    pub const RELEASE: &str = super::RELEASE;
     /// Completes a request and notifies: `$1` message id, `$2`-`$5` outcome, `$6` now, `$7`
     /// the GRN in upper case or null, `$8` the message ref or null.
     pub const COMPLETE: &str = super::COMPLETE;
@@ -143,9 +199,9 @@ pub mod sql {
     pub const BY_MESSAGE_ID: &str = super::BY_MESSAGE_ID;
     /// Reads a caller's live request: `$1` id, `$2` caller, `$3` now.
     pub const BY_ID_FOR_CALLER: &str = super::BY_ID_FOR_CALLER;
-    /// Reads a request by id: `$1` id.
+    /// Reads a live request by id: `$1` id, `$2` now.
     pub const BY_ID: &str = super::BY_ID;
-    /// Reads a lock's expiry: `$1` key.
+    /// Reads a lock's expiry and the now it is measured against: `$1` key, `$2` now.
     pub const LOCK_HOLDER: &str = super::LOCK_HOLDER;
     /// Deletes a batch of expired requests: `$1` now, `$2` batch size.
     pub const EXPIRE_REQUESTS: &str = super::EXPIRE_REQUESTS;
@@ -199,6 +255,19 @@ fn decode(row: Option<PgRequestRow>) -> Result<Option<BalanceRequest>, TrackerEr
     row.map(BalanceRequest::try_from).transpose()
 }
 
+/// Whose clock a [`PgTracker`] measures lock windows and expiry by.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TimeSource {
+    /// The database's (`now()`, the start of the statement's transaction): one clock for
+    /// every replica, so that theirs need not agree. The times callers pass are ignored;
+    /// the durations they imply (a TTL, a request's lifetime) are kept.
+    #[default]
+    Database,
+    /// The times callers pass, as the other stores take them: for tests that set the time
+    /// themselves.
+    Caller,
+}
+
 /// The request tracker on PostgreSQL. Cheap to clone; clones share the connections, the
 /// listener and the waiters. The listener stops when the last clone is dropped.
 #[derive(Clone)]
@@ -208,6 +277,7 @@ pub struct PgTracker {
     listener: Arc<Listener>,
     /// The longest an operation may take before it is `Unavailable`.
     op_timeout: Duration,
+    time: TimeSource,
 }
 
 impl fmt::Debug for PgTracker {
@@ -216,6 +286,7 @@ impl fmt::Debug for PgTracker {
             .field("connections", &self.conns.size())
             .field("waiting", &self.waiters.len())
             .field("listening", &self.listener.is_listening())
+            .field("time", &self.time)
             .finish_non_exhaustive()
     }
 }
@@ -251,6 +322,22 @@ impl PgTracker {
             waiters,
             listener,
             op_timeout: config.acquire_timeout + config.statement_timeout,
+            time: TimeSource::Database,
+        }
+    }
+
+    /// The same tracker, measuring time by `time` (the database's clock unless told).
+    pub fn with_time_source(mut self, time: TimeSource) -> Self {
+        self.time = time;
+        self
+    }
+
+    /// What a statement is given for a time the caller passed: the time itself, or NULL for
+    /// the database's now.
+    fn at(&self, t: OffsetDateTime) -> Option<OffsetDateTime> {
+        match self.time {
+            TimeSource::Database => None,
+            TimeSource::Caller => Some(t),
         }
     }
 
@@ -331,7 +418,7 @@ impl PgTracker {
                     .bind(columns.balance.as_deref())
                     .bind(columns.currency.as_deref())
                     .bind(columns.errors.as_deref())
-                    .bind(completed_at)
+                    .bind(self.at(completed_at))
                     .bind(grn.as_deref())
                     .bind(message_ref)
                     .fetch_optional(lease.conn())
@@ -344,7 +431,7 @@ impl PgTracker {
                 }
                 let current = sqlx::query_as::<_, PgRequestRow>(BY_MESSAGE_ID)
                     .bind(message_id.as_bytes().as_slice())
-                    .bind(completed_at)
+                    .bind(self.at(completed_at))
                     .fetch_optional(lease.conn())
                     .await;
                 match decode(lease.check(current)?)? {
@@ -366,14 +453,61 @@ impl PgTracker {
         .await
     }
 
-    async fn read(&self, id: BalanceRequestId) -> Result<Option<BalanceRequest>, TrackerError> {
+    /// The request `id` if it is live at `now`.
+    async fn read(
+        &self,
+        id: BalanceRequestId,
+        now: OffsetDateTime,
+    ) -> Result<Option<BalanceRequest>, TrackerError> {
         self.bounded(async {
             let mut lease = self.conns.acquire().await?;
             let row = sqlx::query_as::<_, PgRequestRow>(BY_ID)
                 .bind(id.as_uuid())
+                .bind(self.at(now))
                 .fetch_optional(lease.conn())
                 .await;
             decode(lease.check(row)?)
+        })
+        .await
+    }
+}
+
+impl PgTracker {
+    /// Takes lock `key` on behalf of `owner` (or nobody) unless someone holds it.
+    async fn take_lock(
+        &self,
+        key: &str,
+        owner: Option<BalanceRequestId>,
+        now: OffsetDateTime,
+        ttl: Duration,
+    ) -> Result<LockOutcome, TrackerError> {
+        let ttl_micros = micros(ttl)?;
+        self.bounded(async {
+            let mut lease = self.conns.acquire().await?;
+            // A second attempt covers a holder that lapsed and was deleted in between.
+            for _ in 0..2 {
+                let taken = sqlx::query_as::<_, (Option<OffsetDateTime>, String)>(TAKE_LOCK)
+                    .bind(key)
+                    .bind(self.at(now))
+                    .bind(ttl_micros)
+                    .bind(owner.map(|id| *id.as_uuid()))
+                    .fetch_one(lease.conn())
+                    .await;
+                if lease.check(taken)?.0.is_some() {
+                    return Ok(LockOutcome::Acquired);
+                }
+                let holder = sqlx::query_as::<_, (OffsetDateTime, OffsetDateTime)>(LOCK_HOLDER)
+                    .bind(key)
+                    .bind(self.at(now))
+                    .fetch_optional(lease.conn())
+                    .await;
+                if let Some((expires_at, now)) = lease.check(holder)? {
+                    return Ok(held_until(expires_at, now));
+                }
+            }
+            Err(TrackerError::Other(format!(
+                "lock {key:?} is neither free nor held"
+            )))
         })
         .await
     }
@@ -404,9 +538,25 @@ pub fn session_options(options: PgConnectOptions, config: &PgConfig) -> PgConnec
 /// The application name the tracker's connections show in `pg_stat_activity`.
 pub const APPLICATION_NAME: &str = "gbal";
 
+/// A duration in whole microseconds, as the statements take TTLs and lifetimes.
+fn micros(d: Duration) -> Result<i64, TrackerError> {
+    i64::try_from(d.as_micros())
+        .map_err(|_| TrackerError::Other(format!("the duration {d:?} is out of range")))
+}
+
+/// A request's lifetime, `expires_at - requested_at`, in microseconds (zero if negative).
+fn lifetime(request: &NewBalanceRequest) -> Result<i64, TrackerError> {
+    micros(
+        (request.expires_at - request.requested_at)
+            .try_into()
+            .unwrap_or_default(),
+    )
+}
+
 #[async_trait]
 impl Tracker for PgTracker {
     async fn insert(&self, request: &NewBalanceRequest) -> Result<(), TrackerError> {
+        let lifetime = lifetime(request)?;
         self.bounded(async {
             let mut lease = self.conns.acquire().await?;
             let done = sqlx::query(INSERT)
@@ -417,8 +567,43 @@ impl Tracker for PgTracker {
                 .bind(request.api_version.number())
                 .bind(request.grn.as_str())
                 .bind(request.tin.as_ref().map(|t| t.as_str()))
-                .bind(request.requested_at)
-                .bind(request.expires_at)
+                .bind(self.at(request.requested_at))
+                .bind(self.at(request.expires_at))
+                .bind(lifetime)
+                .execute(lease.conn())
+                .await;
+            lease.check(done)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn insert_completed(
+        &self,
+        request: &NewBalanceRequest,
+        outcome: &Outcome,
+        completed_at: OffsetDateTime,
+    ) -> Result<(), TrackerError> {
+        let lifetime = lifetime(request)?;
+        let columns = OutcomeColumns::of(outcome)?;
+        self.bounded(async {
+            let mut lease = self.conns.acquire().await?;
+            let done = sqlx::query(INSERT_COMPLETED)
+                .bind(request.id.as_uuid())
+                .bind(request.message_id().as_bytes().as_slice())
+                .bind(request.message_ref.as_str())
+                .bind(request.caller.as_str())
+                .bind(request.api_version.number())
+                .bind(request.grn.as_str())
+                .bind(request.tin.as_ref().map(|t| t.as_str()))
+                .bind(self.at(request.requested_at))
+                .bind(self.at(request.expires_at))
+                .bind(lifetime)
+                .bind(columns.status)
+                .bind(columns.balance.as_deref())
+                .bind(columns.currency.as_deref())
+                .bind(columns.errors.as_deref())
+                .bind(self.at(completed_at))
                 .execute(lease.conn())
                 .await;
             lease.check(done)?;
@@ -434,14 +619,15 @@ impl Tracker for PgTracker {
         ttl: Duration,
         request: &NewBalanceRequest,
     ) -> Result<LockOutcome, TrackerError> {
-        let until = lock_expiry(now, ttl)?;
+        let ttl_micros = micros(ttl)?;
+        let lifetime = lifetime(request)?;
         let answer = self
             .bounded(async {
                 let mut lease = self.conns.acquire().await?;
                 let row = sqlx::query_as::<_, (bool, bool)>(LOCK_AND_INSERT)
                     .bind(key)
-                    .bind(now)
-                    .bind(until)
+                    .bind(self.at(now))
+                    .bind(ttl_micros)
                     .bind(request.id.as_uuid())
                     .bind(request.message_id().as_bytes().as_slice())
                     .bind(request.message_ref.as_str())
@@ -449,8 +635,9 @@ impl Tracker for PgTracker {
                     .bind(request.api_version.number())
                     .bind(request.grn.as_str())
                     .bind(request.tin.as_ref().map(|t| t.as_str()))
-                    .bind(request.requested_at)
-                    .bind(request.expires_at)
+                    .bind(self.at(request.requested_at))
+                    .bind(self.at(request.expires_at))
+                    .bind(lifetime)
                     .fetch_one(lease.conn())
                     .await;
                 lease.check(row)
@@ -497,7 +684,7 @@ impl Tracker for PgTracker {
             let row = sqlx::query_as::<_, PgRequestRow>(BY_ID_FOR_CALLER)
                 .bind(id.as_uuid())
                 .bind(caller.as_str())
-                .bind(now)
+                .bind(self.at(now))
                 .fetch_optional(lease.conn())
                 .await;
             decode(lease.check(row)?)
@@ -514,7 +701,7 @@ impl Tracker for PgTracker {
             let mut lease = self.conns.acquire().await?;
             let row = sqlx::query_as::<_, PgRequestRow>(BY_MESSAGE_ID)
                 .bind(message_id.as_bytes().as_slice())
-                .bind(now)
+                .bind(self.at(now))
                 .fetch_optional(lease.conn())
                 .await;
             decode(lease.check(row)?)
@@ -525,13 +712,35 @@ impl Tracker for PgTracker {
     async fn wait_for_completion(
         &self,
         id: BalanceRequestId,
+        now: OffsetDateTime,
         timeout: Duration,
     ) -> Result<Option<BalanceRequest>, TrackerError> {
-        waiters::wait_for_completion(&self.waiters, id, timeout, || self.read(id)).await
+        let started = std::time::Instant::now();
+        waiters::wait_for_completion(&self.waiters, id, timeout, || {
+            self.read(id, now + started.elapsed())
+        })
+        .await
     }
 
-    fn watch<'a>(&'a self, id: BalanceRequestId) -> Box<dyn CompletionWatch + 'a> {
-        waiters::watch(&self.waiters, id, move || self.read(id))
+    fn watch<'a>(
+        &'a self,
+        id: BalanceRequestId,
+        now: OffsetDateTime,
+    ) -> Box<dyn CompletionWatch + 'a> {
+        let started = std::time::Instant::now();
+        waiters::watch(&self.waiters, id, move || {
+            self.read(id, now + started.elapsed())
+        })
+    }
+
+    async fn lock(
+        &self,
+        key: &str,
+        owner: BalanceRequestId,
+        now: OffsetDateTime,
+        ttl: Duration,
+    ) -> Result<LockOutcome, TrackerError> {
+        self.take_lock(key, Some(owner), now, ttl).await
     }
 
     async fn acquire_lock(
@@ -540,31 +749,25 @@ impl Tracker for PgTracker {
         now: OffsetDateTime,
         ttl: Duration,
     ) -> Result<LockOutcome, TrackerError> {
-        let until = lock_expiry(now, ttl)?;
+        self.take_lock(key, None, now, ttl).await
+    }
+
+    async fn release(
+        &self,
+        key: &str,
+        owner: BalanceRequestId,
+        request: Option<BalanceRequestId>,
+    ) -> Result<(), TrackerError> {
         self.bounded(async {
             let mut lease = self.conns.acquire().await?;
-            // A second attempt covers a holder that lapsed and was deleted in between.
-            for _ in 0..2 {
-                let taken = sqlx::query_scalar::<_, OffsetDateTime>(TAKE_LOCK)
-                    .bind(key)
-                    .bind(now)
-                    .bind(until)
-                    .fetch_optional(lease.conn())
-                    .await;
-                if lease.check(taken)?.is_some() {
-                    return Ok(LockOutcome::Acquired);
-                }
-                let holder = sqlx::query_scalar::<_, OffsetDateTime>(LOCK_HOLDER)
-                    .bind(key)
-                    .fetch_optional(lease.conn())
-                    .await;
-                if let Some(expires_at) = lease.check(holder)? {
-                    return Ok(held_until(expires_at, now));
-                }
-            }
-            Err(TrackerError::Other(format!(
-                "lock {key:?} is neither free nor held"
-            )))
+            let done = sqlx::query_as::<_, (i64, i64)>(RELEASE)
+                .bind(key)
+                .bind(owner.as_uuid())
+                .bind(request.map(|id| *id.as_uuid()))
+                .fetch_one(lease.conn())
+                .await;
+            lease.check(done)?;
+            Ok(())
         })
         .await
     }
@@ -573,13 +776,13 @@ impl Tracker for PgTracker {
         self.bounded(async {
             let mut lease = self.conns.acquire().await?;
             let requests = sqlx::query(EXPIRE_REQUESTS)
-                .bind(now)
+                .bind(self.at(now))
                 .bind(i64::from(batch))
                 .execute(lease.conn())
                 .await;
             let requests = lease.check(requests)?.rows_affected();
             let locks = sqlx::query(EXPIRE_LOCKS)
-                .bind(now)
+                .bind(self.at(now))
                 .bind(i64::from(batch))
                 .execute(lease.conn())
                 .await;

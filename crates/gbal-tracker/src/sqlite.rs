@@ -46,6 +46,11 @@ const INSERT: &str = "INSERT INTO balance_requests \
      (id, message_id, message_ref, caller, api_version, grn, tin, requested_at, expires_at) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
 
+const INSERT_COMPLETED: &str = "INSERT INTO balance_requests \
+     (id, message_id, message_ref, caller, api_version, grn, tin, requested_at, expires_at, \
+     status, balance, currency, errors, completed_at) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
+
 const COMPLETE: &str = concat!(
     "UPDATE balance_requests \
      SET status = ?2, balance = ?3, currency = ?4, errors = ?5, completed_at = ?6 \
@@ -68,12 +73,16 @@ const BY_ID_FOR_CALLER: &str = concat!(
 const BY_ID: &str = concat!(
     "SELECT ",
     request_columns!(),
-    " FROM balance_requests WHERE id = ?1"
+    " FROM balance_requests WHERE id = ?1 AND expires_at > ?2"
 );
 
-const TAKE_LOCK: &str = "INSERT INTO request_locks (key, expires_at) VALUES (?1, ?3) \
-     ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at \
+const TAKE_LOCK: &str = "INSERT INTO request_locks (key, expires_at, owner) VALUES (?1, ?3, ?4) \
+     ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at, owner = excluded.owner \
      WHERE request_locks.expires_at <= ?2 RETURNING expires_at";
+
+const FREE_LOCK: &str = "DELETE FROM request_locks WHERE key = ?1 AND owner = ?2";
+
+const REMOVE_PENDING: &str = "DELETE FROM balance_requests WHERE id = ?1 AND status IS NULL";
 
 const LOCK_HOLDER: &str = "SELECT expires_at FROM request_locks WHERE key = ?1";
 
@@ -214,13 +223,57 @@ impl SqliteTracker {
         self.waiters.len()
     }
 
-    async fn read(&self, id: BalanceRequestId) -> Result<Option<BalanceRequest>, TrackerError> {
+    /// The request `id` if it is live at `now`.
+    async fn read(
+        &self,
+        id: BalanceRequestId,
+        now: OffsetDateTime,
+    ) -> Result<Option<BalanceRequest>, TrackerError> {
         let row = sqlx::query_as::<_, SqliteRequestRow>(BY_ID)
             .bind(id.as_uuid())
+            .bind(to_micros(now))
             .fetch_optional(&self.pool)
             .await
             .map_err(from_sqlx)?;
         decode(row)
+    }
+}
+
+impl SqliteTracker {
+    /// Takes lock `key` on behalf of `owner` (or nobody) unless someone holds it.
+    async fn take_lock(
+        &self,
+        key: &str,
+        owner: Option<BalanceRequestId>,
+        now: OffsetDateTime,
+        ttl: Duration,
+    ) -> Result<LockOutcome, TrackerError> {
+        let until = to_micros(lock_expiry(now, ttl)?);
+        let now_micros = to_micros(now);
+        for _ in 0..2 {
+            let taken: Option<i64> = sqlx::query_scalar(TAKE_LOCK)
+                .bind(key)
+                .bind(now_micros)
+                .bind(until)
+                .bind(owner.map(|id| *id.as_uuid()))
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(from_sqlx)?;
+            if taken.is_some() {
+                return Ok(LockOutcome::Acquired);
+            }
+            let holder: Option<i64> = sqlx::query_scalar(LOCK_HOLDER)
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(from_sqlx)?;
+            if let Some(expires_at) = holder {
+                return Ok(held_until(from_micros(expires_at)?, now));
+            }
+        }
+        Err(TrackerError::Other(format!(
+            "lock {key:?} is neither free nor held"
+        )))
     }
 }
 
@@ -237,6 +290,34 @@ impl Tracker for SqliteTracker {
             .bind(request.tin.as_ref().map(|t| t.as_str()))
             .bind(to_micros(request.requested_at))
             .bind(to_micros(request.expires_at))
+            .execute(&self.pool)
+            .await
+            .map_err(from_sqlx)?;
+        Ok(())
+    }
+
+    async fn insert_completed(
+        &self,
+        request: &NewBalanceRequest,
+        outcome: &Outcome,
+        completed_at: OffsetDateTime,
+    ) -> Result<(), TrackerError> {
+        let columns = OutcomeColumns::of(outcome)?;
+        sqlx::query(INSERT_COMPLETED)
+            .bind(request.id.as_uuid())
+            .bind(request.message_id().as_bytes().as_slice())
+            .bind(request.message_ref.as_str())
+            .bind(request.caller.as_str())
+            .bind(request.api_version.number())
+            .bind(request.grn.as_str())
+            .bind(request.tin.as_ref().map(|t| t.as_str()))
+            .bind(to_micros(request.requested_at))
+            .bind(to_micros(request.expires_at))
+            .bind(columns.status)
+            .bind(columns.balance.as_deref())
+            .bind(columns.currency.as_deref())
+            .bind(columns.errors.as_deref())
+            .bind(to_micros(completed_at))
             .execute(&self.pool)
             .await
             .map_err(from_sqlx)?;
@@ -318,13 +399,35 @@ impl Tracker for SqliteTracker {
     async fn wait_for_completion(
         &self,
         id: BalanceRequestId,
+        now: OffsetDateTime,
         timeout: Duration,
     ) -> Result<Option<BalanceRequest>, TrackerError> {
-        waiters::wait_for_completion(&self.waiters, id, timeout, || self.read(id)).await
+        let started = std::time::Instant::now();
+        waiters::wait_for_completion(&self.waiters, id, timeout, || {
+            self.read(id, now + started.elapsed())
+        })
+        .await
     }
 
-    fn watch<'a>(&'a self, id: BalanceRequestId) -> Box<dyn CompletionWatch + 'a> {
-        waiters::watch(&self.waiters, id, move || self.read(id))
+    fn watch<'a>(
+        &'a self,
+        id: BalanceRequestId,
+        now: OffsetDateTime,
+    ) -> Box<dyn CompletionWatch + 'a> {
+        let started = std::time::Instant::now();
+        waiters::watch(&self.waiters, id, move || {
+            self.read(id, now + started.elapsed())
+        })
+    }
+
+    async fn lock(
+        &self,
+        key: &str,
+        owner: BalanceRequestId,
+        now: OffsetDateTime,
+        ttl: Duration,
+    ) -> Result<LockOutcome, TrackerError> {
+        self.take_lock(key, Some(owner), now, ttl).await
     }
 
     async fn acquire_lock(
@@ -333,31 +436,30 @@ impl Tracker for SqliteTracker {
         now: OffsetDateTime,
         ttl: Duration,
     ) -> Result<LockOutcome, TrackerError> {
-        let until = to_micros(lock_expiry(now, ttl)?);
-        let now_micros = to_micros(now);
-        for _ in 0..2 {
-            let taken: Option<i64> = sqlx::query_scalar(TAKE_LOCK)
-                .bind(key)
-                .bind(now_micros)
-                .bind(until)
-                .fetch_optional(&self.pool)
+        self.take_lock(key, None, now, ttl).await
+    }
+
+    async fn release(
+        &self,
+        key: &str,
+        owner: BalanceRequestId,
+        request: Option<BalanceRequestId>,
+    ) -> Result<(), TrackerError> {
+        let mut tx = self.pool.begin().await.map_err(from_sqlx)?;
+        sqlx::query(FREE_LOCK)
+            .bind(key)
+            .bind(owner.as_uuid())
+            .execute(&mut *tx)
+            .await
+            .map_err(from_sqlx)?;
+        if let Some(id) = request {
+            sqlx::query(REMOVE_PENDING)
+                .bind(id.as_uuid())
+                .execute(&mut *tx)
                 .await
                 .map_err(from_sqlx)?;
-            if taken.is_some() {
-                return Ok(LockOutcome::Acquired);
-            }
-            let holder: Option<i64> = sqlx::query_scalar(LOCK_HOLDER)
-                .bind(key)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(from_sqlx)?;
-            if let Some(expires_at) = holder {
-                return Ok(held_until(from_micros(expires_at)?, now));
-            }
         }
-        Err(TrackerError::Other(format!(
-            "lock {key:?} is neither free nor held"
-        )))
+        tx.commit().await.map_err(from_sqlx)
     }
 
     async fn expire(&self, now: OffsetDateTime, batch: u32) -> Result<u64, TrackerError> {

@@ -45,6 +45,7 @@ pub fn context() -> SubmitContext {
         requested_at: datetime!(2026-11-21 13:45:07 UTC),
         request_id: Some("req-7f3a".to_owned()),
         traceparent: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_owned()),
+        deadline: None,
     }
 }
 

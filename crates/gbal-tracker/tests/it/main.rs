@@ -2,6 +2,7 @@
 //! `DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`), each in a database
 //! of its own; they are never skipped.
 
+mod clock;
 mod connections;
 mod expiry_job;
 mod fixture;
@@ -65,4 +66,7 @@ on_every_store!(
     concurrent_lock_attempts_admit_one,
     concurrent_expiry_jobs_delete_each_row_once,
     expiry_job_runs_until_cancelled,
+    release_frees_only_its_own_lock_and_pending_request,
+    insert_completed_records_an_answered_request,
+    a_wait_ends_with_nothing_once_its_request_expired,
 );

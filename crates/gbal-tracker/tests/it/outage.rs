@@ -85,7 +85,7 @@ async fn an_unreachable_database_is_unavailable_in_time_and_the_pool_recovers() 
             assert_unavailable("expire", tracker.expire(at, 10)).await;
             assert_unavailable(
                 "wait_for_completion",
-                tracker.wait_for_completion(before.id, Duration::from_secs(30)),
+                tracker.wait_for_completion(before.id, at, Duration::from_secs(30)),
             )
             .await;
             assert_unavailable("ping on a tracker made while down", late.ping()).await;

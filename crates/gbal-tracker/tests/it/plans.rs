@@ -44,11 +44,22 @@ fn lookups() -> Vec<(&'static str, &'static str, Vec<&'static str>, &'static str
             vec![ID, "'client-1'", NOW],
             "balance_requests_pkey",
         ),
-        (sql::BY_ID, "uuid", vec![ID], "balance_requests_pkey"),
+        (
+            sql::BY_ID,
+            "uuid, timestamptz",
+            vec![ID, NOW],
+            "balance_requests_pkey",
+        ),
         (
             sql::LOCK_HOLDER,
-            "text",
-            vec!["'key'"],
+            "text, timestamptz",
+            vec!["'key'", NOW],
+            "request_locks_pkey",
+        ),
+        (
+            sql::RELEASE,
+            "text, uuid, uuid",
+            vec!["'key'", ID, ID],
             "request_locks_pkey",
         ),
         (

@@ -20,7 +20,7 @@ fn spawn_waiter(
     let tracker = tracker.clone();
     tokio::spawn(async move {
         let answer = tracker
-            .wait_for_completion(id, timeout)
+            .wait_for_completion(id, now(), timeout)
             .await
             .expect("wait");
         (answer, Instant::now())
@@ -196,7 +196,7 @@ async fn a_watch_on_one_replica_is_ended_by_a_completion_on_another() {
         let new = request_at(at);
         a.insert(&new).await.unwrap();
         // Started before anything can complete it, awaited later, as a check does.
-        let watch = a.watch(new.id);
+        let watch = a.watch(new.id, at);
         assert_eq!(a.waiting(), 1);
         let completing = {
             let b = b.clone();

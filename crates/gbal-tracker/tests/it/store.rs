@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use gbal_core::Tracker;
 use gbal_testkit::database::{TestDatabase, with_migrated_database};
-use gbal_tracker::SqliteTracker;
+use gbal_tracker::{SqliteTracker, TimeSource};
 
 /// How long a PostgreSQL test may run: within nextest's deadline, so that a test that hangs
 /// still drops its database.
@@ -24,14 +24,17 @@ where
     with_migrated_database("gbal_test", PG_TEST_LIMIT, test).await;
 }
 
-/// Factory: runs a suite test on a PostgreSQL tracker of its own.
+/// Factory: runs a suite test on a PostgreSQL tracker of its own, taking the times the test
+/// passes (as the other stores do) instead of the database's clock; `clock.rs` checks the
+/// database's clock.
 pub async fn on_postgres<F, Fut>(test: F)
 where
     F: FnOnce(Arc<dyn Tracker>) -> Fut + Send + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
     with_pg(|db| async move {
-        let tracker: Arc<dyn Tracker> = Arc::new(db.tracker().await);
+        let tracker = db.tracker().await.with_time_source(TimeSource::Caller);
+        let tracker: Arc<dyn Tracker> = Arc::new(tracker);
         test(tracker).await;
     })
     .await;

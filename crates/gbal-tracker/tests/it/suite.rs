@@ -257,7 +257,7 @@ pub async fn wait_wakes_on_completion(t: Arc<dyn Tracker>) {
         let id = new.id;
         tokio::spawn(async move {
             let started = Instant::now();
-            let answer = t.wait_for_completion(id, Duration::from_secs(20)).await;
+            let answer = t.wait_for_completion(id, at, Duration::from_secs(20)).await;
             (answer, started.elapsed())
         })
     };
@@ -269,7 +269,7 @@ pub async fn wait_wakes_on_completion(t: Arc<dyn Tracker>) {
     // A completed request is answered at once.
     let started = Instant::now();
     assert!(
-        t.wait_for_completion(new.id, Duration::from_secs(20))
+        t.wait_for_completion(new.id, at, Duration::from_secs(20))
             .await
             .unwrap()
             .unwrap()
@@ -279,11 +279,12 @@ pub async fn wait_wakes_on_completion(t: Arc<dyn Tracker>) {
 }
 
 pub async fn wait_times_out_with_the_pending_request(t: Arc<dyn Tracker>) {
-    let new = request_at(now());
+    let at = now();
+    let new = request_at(at);
     t.insert(&new).await.unwrap();
     let started = Instant::now();
     let answer = t
-        .wait_for_completion(new.id, Duration::from_millis(300))
+        .wait_for_completion(new.id, at, Duration::from_millis(300))
         .await
         .unwrap();
     let elapsed = started.elapsed();
@@ -293,7 +294,7 @@ pub async fn wait_times_out_with_the_pending_request(t: Arc<dyn Tracker>) {
     // An unknown request is answered at once.
     let started = Instant::now();
     assert_eq!(
-        t.wait_for_completion(BalanceRequestId::new(), Duration::from_secs(20))
+        t.wait_for_completion(BalanceRequestId::new(), at, Duration::from_secs(20))
             .await
             .unwrap(),
         None
@@ -542,7 +543,7 @@ pub async fn a_watch_sees_a_completion_that_came_before_the_wait(t: Arc<dyn Trac
     let at = now();
     let new = request_at(at);
     t.insert(&new).await.unwrap();
-    let watch = t.watch(new.id);
+    let watch = t.watch(new.id, at);
     stored(t.as_ref(), &new, &balance("3"), at).await;
     let started = Instant::now();
     let answer = watch.wait(Duration::from_secs(20)).await.unwrap();
@@ -553,14 +554,14 @@ pub async fn a_watch_sees_a_completion_that_came_before_the_wait(t: Arc<dyn Trac
     t.insert(&pending).await.unwrap();
     let started = Instant::now();
     let answer = t
-        .watch(pending.id)
+        .watch(pending.id, at)
         .wait(Duration::from_millis(300))
         .await
         .unwrap();
     assert_eq!(answer, Some(BalanceRequest::pending(&pending)));
     assert!(started.elapsed() >= Duration::from_millis(300));
     assert_eq!(
-        t.watch(BalanceRequestId::new())
+        t.watch(BalanceRequestId::new(), at)
             .wait(Duration::from_millis(50))
             .await
             .unwrap(),
@@ -607,7 +608,9 @@ pub async fn expire_deletes_only_expired_rows_in_batches(t: Arc<dyn Tracker>) {
     for new in &expired {
         assert_eq!(t.get(new.id, &new.caller, hour_ago).await.unwrap(), None);
         assert_eq!(
-            t.wait_for_completion(new.id, Duration::ZERO).await.unwrap(),
+            t.wait_for_completion(new.id, hour_ago, Duration::ZERO)
+                .await
+                .unwrap(),
             None
         );
     }
@@ -815,4 +818,139 @@ pub async fn expiry_job_runs_until_cancelled(t: Arc<dyn Tracker>) {
     assert_eq!(total, 13);
     assert_eq!(deleted.load(Ordering::Relaxed), 13);
     assert!(t.get(live.id, &live.caller, now()).await.unwrap().is_some());
+}
+
+pub async fn release_frees_only_its_own_lock_and_pending_request(t: Arc<dyn Tracker>) {
+    let at = now();
+    let ttl = Duration::from_secs(60);
+    let secs = |n: i64| at + time::Duration::seconds(n);
+    let (owner, stranger) = (BalanceRequestId::new(), BalanceRequestId::new());
+    // A lock taken alone: only its owner frees it.
+    assert_eq!(
+        t.lock("client-1/solo", owner, at, ttl).await.unwrap(),
+        LockOutcome::Acquired
+    );
+    t.release("client-1/solo", stranger, None).await.unwrap();
+    assert!(matches!(
+        t.acquire_lock("client-1/solo", secs(1), ttl).await.unwrap(),
+        LockOutcome::Held { .. }
+    ));
+    t.release("client-1/solo", owner, None).await.unwrap();
+    assert_eq!(
+        t.acquire_lock("client-1/solo", secs(1), ttl).await.unwrap(),
+        LockOutcome::Acquired,
+        "released: free at once, not after its TTL"
+    );
+    // A lock with its pending request: both go, in one release.
+    let new = request_at(at);
+    assert_eq!(
+        t.lock_and_insert("client-1/recorded", at, ttl, &new)
+            .await
+            .unwrap(),
+        LockOutcome::Acquired
+    );
+    t.release("client-1/recorded", new.id, Some(new.id))
+        .await
+        .unwrap();
+    assert_eq!(t.get(new.id, &new.caller, at).await.unwrap(), None);
+    assert_eq!(
+        t.get_by_message_id(new.message_id(), at).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        t.lock("client-1/recorded", stranger, secs(1), ttl)
+            .await
+            .unwrap(),
+        LockOutcome::Acquired
+    );
+    // A request that has its outcome stays; a lock that lapsed and was taken by another
+    // check stays that check's.
+    let answered = request_at(at);
+    t.insert(&answered).await.unwrap();
+    stored(t.as_ref(), &answered, &balance("5"), at).await;
+    t.lock("client-1/lapsed", owner, at, ttl).await.unwrap();
+    assert_eq!(
+        t.lock("client-1/lapsed", stranger, secs(60), ttl)
+            .await
+            .unwrap(),
+        LockOutcome::Acquired
+    );
+    t.release("client-1/lapsed", owner, Some(answered.id))
+        .await
+        .unwrap();
+    assert_eq!(
+        t.get(answered.id, &answered.caller, at).await.unwrap(),
+        Some(completed(&answered, balance("5"), at))
+    );
+    assert_eq!(
+        t.acquire_lock("client-1/lapsed", secs(61), ttl)
+            .await
+            .unwrap(),
+        LockOutcome::Held {
+            retry_after: Duration::from_secs(59)
+        }
+    );
+    // Releasing what is gone already is no error.
+    t.release("client-1/nothing", owner, Some(BalanceRequestId::new()))
+        .await
+        .unwrap();
+}
+
+pub async fn insert_completed_records_an_answered_request(t: Arc<dyn Tracker>) {
+    let at = now();
+    for outcome in [balance("12345678.90"), functional_error(), xml_error()] {
+        let new = request_at(at);
+        let done_at = at + micros(250_000);
+        t.insert_completed(&new, &outcome, done_at).await.unwrap();
+        let read = t.get(new.id, &new.caller, done_at).await.unwrap();
+        assert_eq!(read, Some(completed(&new, outcome.clone(), done_at)));
+        // As any completed request: a repeat is a duplicate, another outcome a conflict.
+        assert!(matches!(
+            t.complete(new.message_id(), &outcome, done_at)
+                .await
+                .unwrap(),
+            Completion::Duplicate(_)
+        ));
+        assert!(matches!(
+            t.insert_completed(&new, &outcome, done_at).await,
+            Err(TrackerError::DuplicateId)
+        ));
+    }
+}
+
+pub async fn a_wait_ends_with_nothing_once_its_request_expired(t: Arc<dyn Tracker>) {
+    let at = now();
+    // Expires while waited for: the wait's last read, at its end, finds nothing.
+    let short = request_expiring(at, at + micros(300_000));
+    t.insert(&short).await.unwrap();
+    let answer = t
+        .wait_for_completion(short.id, at, Duration::from_millis(600))
+        .await
+        .unwrap();
+    assert_eq!(answer, None, "a request past its expires_at is not read");
+    let short = request_expiring(at, at + micros(300_000));
+    t.insert(&short).await.unwrap();
+    let watch = t.watch(short.id, at);
+    assert_eq!(watch.wait(Duration::from_millis(600)).await.unwrap(), None);
+    // Waited for after its expiry (not yet deleted): nothing at once.
+    let lapsed = request_expiring(at - time::Duration::HOUR, at);
+    t.insert(&lapsed).await.unwrap();
+    let started = Instant::now();
+    assert_eq!(
+        t.wait_for_completion(lapsed.id, at, Duration::from_secs(60))
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(started.elapsed() < Duration::from_secs(60));
+    // Alive all along: the pending request.
+    let live = request_at(at);
+    t.insert(&live).await.unwrap();
+    assert_eq!(
+        t.watch(live.id, at)
+            .wait(Duration::from_millis(100))
+            .await
+            .unwrap(),
+        Some(BalanceRequest::pending(&live))
+    );
 }
