@@ -6,6 +6,7 @@
 //! - [`logs`] and [`metrics`]: log and metrics capture;
 //! - [`fake_tracker`]: one fake tracker over a real one, with injected failures, hangs,
 //!   delays or held locks, counting calls;
+//! - [`gms_rules`]: the IE906 error sets GMS answers, written out independently of gbal's table;
 //! - [`reference`]: the reference material kept in the repository (schemas, examples);
 //! - [`pgbench`]: `pgbench` running the tracker's per-request SQL, for the benchmarks;
 //! - [`pg_bin`]: PostgreSQL's own programs, for the tests that run a server of their own;
@@ -16,6 +17,7 @@ pub mod clock;
 pub mod database;
 pub mod defaults;
 pub mod fake_tracker;
+pub mod gms_rules;
 pub mod logs;
 pub mod metrics;
 pub mod pg_bin;
@@ -26,4 +28,7 @@ pub mod wait;
 pub use clock::TestClock;
 pub use database::{TestDatabase, with_database, with_migrated_database};
 pub use fake_tracker::{FakeTracker, Method, Times};
-pub use wait::{eventually, eventually_blocking, eventually_some, eventually_some_blocking, until};
+pub use wait::{
+    eventually, eventually_blocking, eventually_some, eventually_some_blocking,
+    eventually_some_every, until, until_blocking,
+};

@@ -22,18 +22,60 @@ fn next(pause: Duration) -> Duration {
 pub fn eventually_some<T, F, Fut>(
     deadline: Duration,
     what: &str,
-    mut condition: F,
+    condition: F,
 ) -> impl Future<Output = T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let caller = std::panic::Location::caller();
+    poll(
+        deadline,
+        what,
+        None,
+        condition,
+        std::panic::Location::caller(),
+    )
+}
+
+/// [`eventually_some`] checking at most once every `pace`: for a condition that is itself a
+/// request to a rate-limited service (a caller polling its request, as a client would).
+#[track_caller]
+pub fn eventually_some_every<T, F, Fut>(
+    deadline: Duration,
+    pace: Duration,
+    what: &str,
+    condition: F,
+) -> impl Future<Output = T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    poll(
+        deadline,
+        what,
+        Some(pace),
+        condition,
+        std::panic::Location::caller(),
+    )
+}
+
+fn poll<T, F, Fut>(
+    deadline: Duration,
+    what: &str,
+    pace: Option<Duration>,
+    mut condition: F,
+    caller: &'static std::panic::Location<'static>,
+) -> impl Future<Output = T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
     let what = what.to_owned();
     async move {
         let end = Instant::now() + deadline;
-        let mut pause = FIRST_PAUSE;
+        let mut pause = pace.unwrap_or(FIRST_PAUSE);
         loop {
+            let checked = Instant::now();
             if let Some(value) = condition().await {
                 return value;
             }
@@ -41,7 +83,11 @@ where
             if now >= end {
                 panic!("{what}: not within {deadline:?} (waited at {caller})");
             }
-            tokio::time::sleep(pause.min(end - now)).await;
+            let wait = match pace {
+                Some(pace) => pace.saturating_sub(now - checked),
+                None => pause,
+            };
+            tokio::time::sleep(wait.min(end - now)).await;
             pause = next(pause);
         }
     }
@@ -80,6 +126,25 @@ where
             return value;
         }
         tokio::time::sleep(pause.min(end - now)).await;
+        pause = next(pause);
+    }
+}
+
+/// [`until`] for a plain thread: the probe is a blocking call.
+pub fn until_blocking<T>(
+    deadline: Duration,
+    mut probe: impl FnMut() -> T,
+    done: impl Fn(&T) -> bool,
+) -> T {
+    let end = Instant::now() + deadline;
+    let mut pause = FIRST_PAUSE;
+    loop {
+        let value = probe();
+        let now = Instant::now();
+        if done(&value) || now >= end {
+            return value;
+        }
+        std::thread::sleep(pause.min(end - now));
         pause = next(pause);
     }
 }
