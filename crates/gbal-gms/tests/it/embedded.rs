@@ -3,10 +3,11 @@
 
 use std::time::{Duration, Instant};
 
-use gbal_core::{Balance, Gms, GmsError, Outcome, Rejection, Submission};
+use gbal_core::{Balance, Gms, GmsError, Outcome, Submission};
 use gbal_gms::simulator::simulated_xml_error;
 use gbal_gms::{Dataset, EmbeddedSimulator, QueryLimit};
 use gbal_testkit::TestClock;
+use gbal_testkit::gms_rules::Case;
 use time::macros::datetime;
 
 use crate::defaults;
@@ -103,13 +104,13 @@ async fn answers_at_once_through_the_full_message_path() {
         (
             query("26GB0000010000012", TIN, "AC02"),
             Outcome::FunctionalError {
-                errors: Rejection::WrongAccessCode.errors(),
+                errors: Case::WrongAccessCode.errors(),
             },
         ),
         (
             query("26GB0000010000012", Some("GB1"), "AC01"),
             Outcome::FunctionalError {
-                errors: Rejection::UnknownTin.errors(),
+                errors: Case::UnknownTin.errors(),
             },
         ),
         (
@@ -141,6 +142,7 @@ async fn a_delayed_reply_is_delivered_to_the_sink_later() {
         .await
         .expect("in time")
         .expect("delivered");
+    // Not before its delay (a lower bound the simulator's timer guarantees).
     assert!(started.elapsed() >= Duration::from_millis(200));
     assert_eq!(message_id, ctx.message_id);
     assert_eq!(outcome, balance("10"));
@@ -161,7 +163,7 @@ async fn a_delayed_reply_is_delivered_to_the_sink_later() {
         (
             ctx.message_id,
             Outcome::FunctionalError {
-                errors: Rejection::WrongAccessCode.errors()
+                errors: Case::WrongAccessCode.errors()
             }
         )
     );
@@ -252,7 +254,7 @@ async fn the_query_limit_holds_per_tin_on_the_clock() {
         );
     }
     let limited = Ok(Submission::Answered(Outcome::FunctionalError {
-        errors: Rejection::QueryLimit.errors(),
+        errors: Case::QueryLimit.errors(),
     }));
     assert_eq!(sim.submit(&q, &context()).await, limited);
     assert_eq!(

@@ -2,7 +2,7 @@
 //! current-thread runtime, so the simulator's and the clients' spawned tasks are captured too:
 //! every span and event field at every level, the simulator's included.
 
-use gbal_core::Gms;
+use gbal_core::{Gms, GmsError};
 use gbal_gms::{
     BearerToken, Dataset, EisJsonConfig, EisJsonGms, EmbeddedSimulator, NctsXmlGms, SimulatorConfig,
 };
@@ -70,8 +70,11 @@ async fn the_access_code_never_reaches_a_log_line() {
             for q in [query(grn, tin, code), query(grn, None, code)] {
                 xml.submit(&q, &context()).await.expect("accepted");
                 listener.next().await;
-                let _ = json.submit(&q, &context()).await;
-                let _ = embedded.submit(&q, &context()).await;
+                json.submit(&q, &context()).await.expect("eis-json answers");
+                embedded
+                    .submit(&q, &context())
+                    .await
+                    .expect("the simulator answers");
             }
         }
     }
@@ -82,10 +85,11 @@ async fn the_access_code_never_reaches_a_log_line() {
     // And an IE034 that fails its self-check, whose error names what is wrong.
     let mut bad = defaults::ncts_xml(fast(url(sim.addr, "/movements/messages"), "t"));
     bad.recipient_office = "X".repeat(40);
-    let _ = NctsXmlGms::new(bad)
+    let refused = NctsXmlGms::new(bad)
         .expect("client")
         .submit(&query("26GB0000010000012", tin, CODE), &context())
         .await;
+    assert!(matches!(refused, Err(GmsError::Internal(_))), "{refused:?}");
     sim.stop().await.expect("clean stop");
 
     let text = logs.text();

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use gbal_core::{Gms, GmsError, Submission};
 use gbal_gms::NctsXmlGms;
-use gbal_ncts::{Limits, parse_ie034, wrap_transit_request};
+use gbal_ncts::{Limits, parse_ie034};
 use uuid::Uuid;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
@@ -55,23 +55,30 @@ async fn sends_the_ie034_with_every_header_of_api_md() {
     assert_eq!(received.len(), 1);
     let r = &received[0];
     let recipient = ctx.message_id.recipient(&defaults::sender_prefix());
-    assert_eq!(
-        header(r, "content-type"),
-        Some("application/xml; charset=utf-8")
-    );
-    assert_eq!(header(r, "accept"), Some("application/xml"));
-    assert_eq!(
-        header(r, "date"),
-        Some("Sat, 21 Nov 2026 13:45:07 GMT"),
-        "RFC 1123 of requested_at"
-    );
-    assert_eq!(header(r, "x-message-sender"), Some(recipient.as_str()));
-    assert_eq!(header(r, "x-message-type"), Some("IE034"));
+    // Every header API.md ("The IE034 gbal sends") lists, with its value.
+    let traceparent = ctx
+        .traceparent
+        .clone()
+        .expect("the context has a traceparent");
+    let expected = [
+        ("content-type", "application/xml; charset=utf-8"),
+        ("accept", "application/xml"),
+        // RFC 1123 of the request time (2026-11-21 13:45:07 UTC).
+        ("date", "Sat, 21 Nov 2026 13:45:07 GMT"),
+        ("x-message-sender", recipient.as_str()),
+        ("x-message-type", "IE034"),
+        ("channel", "api"),
+        ("traceparent", traceparent.as_str()),
+        ("authorization", "Bearer gms-token"),
+    ];
+    for (name, value) in expected {
+        assert_eq!(header(r, name), Some(value), "header {name}");
+    }
+    // X-Correlation-Id: a fresh UUID (per attempt: see the retry test).
     let correlation = header(r, "x-correlation-id").expect("X-Correlation-Id");
     assert!(Uuid::parse_str(correlation).is_ok(), "{correlation}");
-    assert_eq!(header(r, "traceparent"), ctx.traceparent.as_deref());
+    // And the request id gbal was given, for GMS's logs.
     assert_eq!(header(r, "x-request-id"), Some("req-7f3a"));
-    assert_eq!(header(r, "authorization"), Some("Bearer gms-token"));
 
     // The body is the checked IE034, in <transitRequest>, saying what the query says.
     let body = std::str::from_utf8(&r.body).expect("UTF-8");
@@ -87,7 +94,6 @@ async fn sends_the_ie034_with_every_header_of_api_md() {
     assert!(
         body.contains("<DatOfPreMES9>20261121</DatOfPreMES9><TimOfPreMES10>1345</TimOfPreMES10>")
     );
-    assert_ne!(body, wrap_transit_request(""), "not empty");
 }
 
 #[tokio::test]
@@ -230,6 +236,7 @@ async fn connection_refused_is_retried_then_unavailable() {
         matches!(&result, Err(GmsError::Unavailable { reason, .. }) if reason.contains("no connection after 3 attempt")),
         "{result:?}"
     );
+    // A lower bound the back-off itself guarantees (it cannot fail on a slow machine).
     assert!(
         started.elapsed() >= Duration::from_millis(40),
         "two back-off sleeps of at least 20 ms"
@@ -245,14 +252,10 @@ async fn a_slow_answer_times_out_and_is_not_resent() {
         .mount(&server)
         .await;
     let q = query("26GB0000010000012", None, "AC01");
-    let started = Instant::now();
+    // Without the 800 ms request timeout the answer, 3 s late, would be Accepted.
     assert_eq!(
         adapter(&server).submit(&q, &context()).await,
         Err(GmsError::TimedOut)
-    );
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "the 800 ms request timeout applies"
     );
     assert_eq!(requests(&server).await.len(), 1);
 }
@@ -270,14 +273,12 @@ async fn the_breaker_opens_fails_fast_and_closes_after_the_cool_down() {
     }
     assert_eq!(requests(&server).await.len(), 3);
 
-    // Open: refused at once, without a request.
-    let started = Instant::now();
+    // Open: refused without a request.
     let result = gms.submit(&q, &context()).await;
     assert!(
         matches!(&result, Err(GmsError::Unavailable { reason, retry_after }) if reason.contains("circuit breaker is open") && *retry_after <= Duration::from_millis(300)),
         "{result:?}"
     );
-    assert!(started.elapsed() < Duration::from_millis(50));
     assert_eq!(requests(&server).await.len(), 3, "no request reached GMS");
 
     // After the cool-down one trial goes through; its success closes the breaker.
@@ -286,10 +287,29 @@ async fn the_breaker_opens_fails_fast_and_closes_after_the_cool_down() {
         .respond_with(ResponseTemplate::new(202))
         .mount(&server)
         .await;
-    tokio::time::sleep(Duration::from_millis(350)).await;
+    // Refused (without a request) until the 300 ms cool-down has passed, then let through.
+    gbal_testkit::eventually(
+        Duration::from_secs(10),
+        "the breaker lets a trial through",
+        || async {
+            match gms.submit(&q, &context()).await {
+                Ok(Submission::Accepted) => true,
+                Err(GmsError::Unavailable { reason, .. })
+                    if reason.contains("circuit breaker is open") =>
+                {
+                    false
+                }
+                other => panic!("{other:?}"),
+            }
+        },
+    )
+    .await;
     assert_eq!(gms.submit(&q, &context()).await, Ok(Submission::Accepted));
-    assert_eq!(gms.submit(&q, &context()).await, Ok(Submission::Accepted));
-    assert_eq!(requests(&server).await.len(), 2);
+    assert_eq!(
+        requests(&server).await.len(),
+        2,
+        "only the trial and the next call"
+    );
 }
 
 #[tokio::test]

@@ -1,11 +1,12 @@
 //! docs/sandbox.md's table is the sandbox's specification: every row is checked against the
 //! rules, and every row answered at once also through the embedded simulator.
 
-use gbal_core::{Balance, Gms, Outcome, Rejection, Submission};
+use gbal_core::{Balance, Gms, Outcome, Submission};
 use gbal_gms::simulator::{
     Delivery, GuaranteeQuery, SimulatedAnswer, SimulatedReply, TinUsage, answer, parse_duration,
 };
 use gbal_gms::{Dataset, EmbeddedSimulator};
+use gbal_testkit::gms_rules::Case;
 use time::macros::datetime;
 
 use crate::defaults;
@@ -45,14 +46,14 @@ fn rows() -> Vec<Row> {
     rows
 }
 
-fn rejection(name: &str) -> Option<Rejection> {
+fn rejection(name: &str) -> Option<Case> {
     Some(match name {
-        "unknown TIN" => Rejection::UnknownTin,
-        "unknown GRN" => Rejection::UnknownGrn,
-        "wrong access code" => Rejection::WrongAccessCode,
-        "TIN mismatch" => Rejection::TinMismatch,
-        "unsupported type" => Rejection::UnsupportedGuaranteeType,
-        "query limit" => Rejection::QueryLimit,
+        "unknown TIN" => Case::UnknownTin,
+        "unknown GRN" => Case::UnknownGrn,
+        "wrong access code" => Case::WrongAccessCode,
+        "TIN mismatch" => Case::TinMismatch,
+        "unsupported type" => Case::UnsupportedType,
+        "query limit" => Case::QueryLimit,
         _ => return None,
     })
 }

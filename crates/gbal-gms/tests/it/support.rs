@@ -183,6 +183,13 @@ impl ReplyListener {
             .expect("listener running")
     }
 
+    /// Asserts nothing has arrived so far.
+    pub fn nothing_yet(&mut self) {
+        if let Ok(reply) = self.received.try_recv() {
+            panic!("unexpected reply: {reply:?}");
+        }
+    }
+
     /// Asserts nothing arrives within `wait`.
     pub async fn nothing_within(&mut self, wait: Duration) {
         if let Ok(Some(reply)) = tokio::time::timeout(wait, self.received.recv()).await {
