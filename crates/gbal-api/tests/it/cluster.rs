@@ -22,8 +22,11 @@ async fn a_reply_to_the_other_instance_still_answers_the_waiting_post() {
     let listeners_b = Listeners::bind().await;
     // GMS sends every reply to B.
     let simulator = Simulator::start(listeners_b.internal_addr()).await;
+    // A wait long enough that an answer before its end can only come from the wake-up: the
+    // final re-read happens when it runs out.
+    let sync_wait = Duration::from_secs(20);
     let balance = BalanceConfig {
-        sync_wait: Duration::from_secs(5),
+        sync_wait,
         v2_wait: Duration::from_secs(5),
         ..defaults::balance()
     };
@@ -40,8 +43,8 @@ async fn a_reply_to_the_other_instance_still_answers_the_waiting_post() {
         r#"{"response":{"balance":50000,"currency":"GBP"}}"#
     );
     assert!(
-        started.elapsed() < Duration::from_secs(4),
-        "woken by the notification, not the final re-read"
+        started.elapsed() < sync_wait,
+        "woken by the notification, not the final re-read at the end of the wait"
     );
 
     let reply = http(v2_post_http(&client, &a, &caller("cluster"), GRN_FAST)).await;

@@ -274,16 +274,20 @@ async fn a_reply_later_than_sync_wait_is_202_then_pending_then_the_balance() {
         pending.text
     );
 
-    let mut done = None;
-    for _ in 0..100 {
-        let reply = http(get()).await;
-        if reply.body["request"].get("response").is_some() {
-            done = Some(reply);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let done = done.expect("the reply arrived");
+    // The simulator replies 3 s after the submission; "eventually", bounded generously.
+    let done = gbal_testkit::eventually_some_every(
+        Duration::from_secs(30),
+        Duration::from_millis(200),
+        "GET shows the reply",
+        || async {
+            let reply = http(get()).await;
+            reply.body["request"]
+                .get("response")
+                .is_some()
+                .then_some(reply)
+        },
+    )
+    .await;
     assert_eq!(
         done.body["request"]["response"],
         json!({"status": "SUCCESS", "balance": 12345678.9, "currency": "GBP"})
@@ -347,19 +351,34 @@ async fn shutdown_turns_readyz_503_first_and_lets_requests_finish() {
     let client = reqwest::Client::new();
     assert_eq!(http(client.get(gbal.url("/readyz"))).await.status, 200);
 
-    // A check in flight (answered after 500 ms) when shutdown starts.
+    // A check in flight (answered 3 s after its submission) when shutdown starts: once its
+    // request is recorded.
     let in_flight = tokio::spawn(http(v1_post_http(
         &client,
         &gbal,
         &caller("drain"),
-        GRN_HALF,
+        GRN_SLOW,
     )));
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    let pool = db.pool().await;
+    gbal_testkit::eventually(Duration::from_secs(20), "the check recorded", || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM balance_requests")
+            .fetch_one(&pool)
+            .await
+            .expect("count")
+            == 1
+    })
+    .await;
+    pool.close().await;
     gbal.state.start_draining();
+    assert!(!in_flight.is_finished(), "the check ended before shutdown");
     assert_eq!(http(client.get(gbal.url("/readyz"))).await.status, 503);
     gbal.shut_down().await;
     let reply = in_flight.await.unwrap();
     assert_eq!(reply.status, 200, "{}", reply.text);
+    assert_eq!(
+        reply.text,
+        r#"{"response":{"balance":12345678.9,"currency":"GBP"}}"#
+    );
     drop(simulator);
     db.drop_database().await;
 }

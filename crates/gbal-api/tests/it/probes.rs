@@ -209,7 +209,8 @@ async fn metrics_are_rendered_on_the_internal_listener() {
 
 #[tokio::test]
 async fn past_max_in_flight_balance_requests_are_shed_and_probes_still_answer() {
-    let mut parts = Parts::sqlite().await;
+    let tracker = FakeTracker::in_memory().await;
+    let mut parts = Parts::on(tracker.clone());
     parts.balance.sync_wait = Duration::from_secs(4);
     let gms = parts.simulator();
     let app = Arc::new(TestApp::build(parts, gms, |config| config.max_in_flight = 2).await);
@@ -225,16 +226,24 @@ async fn past_max_in_flight_balance_requests_are_shed_and_probes_still_answer() 
             })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Each has its place once it has recorded its request.
+    gbal_testkit::eventually(Duration::from_secs(10), "both checks recorded", || {
+        let inserted = tracker.calls(Method::Insert);
+        async move { inserted == 2 }
+    })
+    .await;
 
-    // The next balance request, of any kind, is refused at once.
-    let started = std::time::Instant::now();
+    // The next balance request, of any kind, is refused at once: while both places are still
+    // held, not once one frees up.
     let shed = app
         .call(v1_post(&token(&caller("shed")), TIN, GRN_BALANCE, CODE))
         .await;
     shed.assert_code(503, "SERVICE_UNAVAILABLE");
     assert_eq!(shed.retry_after(), 1);
-    assert!(started.elapsed() < Duration::from_secs(1));
+    assert!(
+        waiting.iter().all(|check| !check.is_finished()),
+        "the refusal waited for a place to free up"
+    );
     let v1_get = app
         .call(v1_get(
             &token(&caller("shed")),

@@ -3,7 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use gbal_core::{BalanceRequestId, CallerId, GmsError, MessageId, NctsError, Outcome, Rejection};
+use gbal_core::{BalanceRequestId, CallerId, GmsError, MessageId, NctsError, Outcome};
+use gbal_testkit::gms_rules::Case;
 use serde_json::json;
 use time::macros::datetime;
 
@@ -67,7 +68,7 @@ async fn ie906_is_400_functional_error() {
     assert_eq!(reply.status, 400);
     assert_eq!(
         reply.json()["response"]["errors"],
-        serde_json::to_value(Rejection::UnknownTin.errors()).unwrap()
+        serde_json::from_str::<serde_json::Value>(&Case::UnknownTin.json()).unwrap()
     );
 }
 
@@ -162,16 +163,23 @@ async fn no_reply_within_sync_wait_is_202_then_pending_then_balance() {
     );
 }
 
+/// GET until the request shows its outcome (generously bounded: the reply is "eventually"),
+/// at a client's pace, within the caller's request rate.
 pub async fn poll_until_completed(app: &TestApp, token: &str, id: &str) -> Reply {
-    for _ in 0..100 {
-        let reply = app.call(v1_get(token, id)).await;
-        assert_eq!(reply.status, 200, "{}", reply.text());
-        if reply.json()["request"].get("response").is_some() {
-            return reply;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("request {id} was never completed");
+    gbal_testkit::eventually_some_every(
+        Duration::from_secs(30),
+        Duration::from_millis(200),
+        &format!("request {id} completed"),
+        || async {
+            let reply = app.call(v1_get(token, id)).await;
+            assert_eq!(reply.status, 200, "{}", reply.text());
+            reply.json()["request"]
+                .get("response")
+                .is_some()
+                .then_some(reply)
+        },
+    )
+    .await
 }
 
 #[tokio::test]

@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::Request;
-use gbal_core::{GmsError, NctsError, Outcome, Rejection, Submission};
+use gbal_core::{GmsError, Outcome, Submission};
+use gbal_testkit::gms_rules::Case;
 use serde_json::json;
 
 use crate::support::sandbox::*;
@@ -161,13 +162,13 @@ async fn gms_query_limit_is_throttled_and_other_ie906_is_a_functional_error() {
     let app = TestApp::build(
         parts,
         FakeGms::new(|query| {
-            let rejection = if query.grn.as_str() == GRN_BALANCE {
-                Rejection::QueryLimit
+            let case = if query.grn.as_str() == GRN_BALANCE {
+                Case::QueryLimit
             } else {
-                Rejection::TinMismatch
+                Case::TinMismatch
             };
             Ok(Submission::Answered(Outcome::FunctionalError {
-                errors: rejection.errors(),
+                errors: case.errors(),
             }))
         }),
         |_| {},
@@ -275,7 +276,6 @@ async fn the_v1_rows_413_415_502_503_500() {
         500,
         json!({"code": "INTERNAL_SERVER_ERROR", "message": "Internal server error"}),
     );
-    let _ = NctsError::new(gbal_core::ErrorType::INCORRECT, "x");
 }
 
 #[tokio::test]
