@@ -806,12 +806,6 @@ impl Tracker for PgTracker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::listener::COMPLETION_CHANNEL;
-
-    #[test]
-    fn the_completing_statement_notifies_on_the_channel() {
-        assert!(COMPLETE.contains(&format!("pg_notify('{COMPLETION_CHANNEL}'")));
-    }
 
     #[test]
     fn a_bad_url_is_refused_without_connecting() {

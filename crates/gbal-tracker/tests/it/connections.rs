@@ -89,8 +89,8 @@ async fn operations_cancelled_half_way_do_not_poison_the_pool() {
                 let _ = task.await;
             }
         }
-        // Every later operation works, on whatever connections are left.
-        let started = Instant::now();
+        // Every later operation works, on whatever connections are left (a poisoned one would
+        // fail it, or hold it until the acquire timeout, which fails it too).
         for _ in 0..20 {
             let new = request_at(at);
             tracker
@@ -109,7 +109,6 @@ async fn operations_cancelled_half_way_do_not_poison_the_pool() {
                     .is_some()
             );
         }
-        assert!(started.elapsed() < Duration::from_secs(10));
     })
     .await;
 }
@@ -165,20 +164,17 @@ async fn a_closed_pool_refuses_at_once_and_lets_its_connections_go() {
         assert_eq!(tracker.pool().num_idle(), tracker.pool().size() as usize);
         tracker.pool().close().await;
         assert_eq!(tracker.pool().num_idle(), 0);
+        // At once: not after waiting out the acquire timeout for a connection.
         let started = Instant::now();
         assert!(matches!(
             tracker.ping().await,
             Err(gbal_core::TrackerError::Unavailable(_))
         ));
-        assert!(started.elapsed() < Duration::from_secs(1));
-        let started = Instant::now();
-        while connections(&raw, &db.name).await > 0 {
-            assert!(
-                started.elapsed() < Duration::from_secs(5),
-                "connections close"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        assert!(started.elapsed() < tracker_config().acquire_timeout);
+        gbal_testkit::eventually(Duration::from_secs(30), "connections close", || async {
+            connections(&raw, &db.name).await == 0
+        })
+        .await;
         raw.close().await;
     })
     .await;

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use gbal_core::{SystemClock, Tracker, TrackerError};
 use gbal_testkit::{FakeTracker, Method, Times};
@@ -45,14 +45,11 @@ async fn the_expiry_job_logs_errors_and_goes_on() {
             .await
         })
     };
-    let started = Instant::now();
-    while deleted.load(Ordering::Relaxed) < 7 {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "the job recovers"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    gbal_testkit::eventually(Duration::from_secs(30), "the job recovers", || {
+        let n = deleted.load(Ordering::Relaxed);
+        async move { n >= 7 }
+    })
+    .await;
     assert_eq!(tracker.left(Method::Expire), Some(0));
     cancel.cancel();
     assert_eq!(job.await.unwrap(), 7);
@@ -69,16 +66,22 @@ async fn a_cancelled_expiry_job_returns_its_total() {
         ))
         .await
         .unwrap();
+    let tracker = FakeTracker::over(Arc::new(tracker));
     let cancel = CancellationToken::new();
     let job = tokio::spawn(run_expiry(
-        Arc::new(tracker),
+        tracker.clone(),
         Arc::new(SystemClock),
         Duration::from_secs(3600),
         100,
         cancel.clone(),
     ));
-    // The first sweep runs at once; the next would be an hour later.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The first sweep runs at once (one call: its batch comes back short); the next would be an
+    // hour later. A cancel during the call lets it finish.
+    gbal_testkit::eventually(Duration::from_secs(30), "the first sweep", || {
+        let calls = tracker.calls(Method::Expire);
+        async move { calls >= 1 }
+    })
+    .await;
     cancel.cancel();
     let total = tokio::time::timeout(Duration::from_secs(5), job)
         .await

@@ -45,10 +45,38 @@ async fn a_sqlite_file_is_created_with_its_folder_in_wal_mode() {
         .unwrap();
     assert_eq!(mode, "wal");
     tracker.ping().await.unwrap();
-    assert!(SQLITE_MIGRATOR.iter().count() >= 1);
+
+    // A completed request written, the store closed, then opened again from the file.
+    let at = crate::fixture::now();
+    let new = crate::fixture::request_at(at);
+    tracker.insert(&new).await.expect("insert");
+    tracker
+        .complete(new.message_id(), &crate::fixture::balance("12.5"), at)
+        .await
+        .expect("complete");
+    tracker.pool().close().await;
     drop(tracker);
-    // Reopening finds the same data.
+
     let again = SqliteTracker::open(&path).await.expect("reopen");
-    again.migrate().await.unwrap();
-    again.ping().await.unwrap();
+    again.migrate().await.expect("migrate the existing file");
+    let read = again
+        .get(new.id, &new.caller, at)
+        .await
+        .expect("read")
+        .expect("the request written before is there");
+    assert_eq!(read.id, new.id);
+    assert_eq!(read.grn, new.grn);
+    assert_eq!(read.tin, new.tin);
+    assert_eq!(read.requested_at, at);
+    assert_eq!(read.completed_at, Some(at));
+    assert_eq!(read.outcome, Some(crate::fixture::balance("12.5")));
+    let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations")
+        .fetch_one(again.pool())
+        .await
+        .unwrap();
+    assert_eq!(
+        applied,
+        SQLITE_MIGRATOR.iter().count() as i64,
+        "each migration recorded once, not again on reopening"
+    );
 }

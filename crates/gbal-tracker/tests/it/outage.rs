@@ -15,7 +15,12 @@ use crate::proxy::Proxy;
 use crate::store::with_pg;
 
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(1);
-const MARGIN: Duration = Duration::from_millis(750);
+/// What an operation may take past the acquire timeout on a slow machine: generous, yet far
+/// below what a hang would take (the statement timeout and the wait below are 30 s, a dead TCP
+/// connection minutes).
+const MARGIN: Duration = Duration::from_secs(5);
+/// Far above `ACQUIRE_TIMEOUT + MARGIN`, so an operation that ends by it fails the test.
+const STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
 
 async fn upstream() -> SocketAddr {
     let options: PgConnectOptions = server_url().parse().expect("a valid DATABASE_URL");
@@ -51,7 +56,7 @@ async fn an_unreachable_database_is_unavailable_in_time_and_the_pool_recovers() 
         let config = PgConfig {
             max_connections: 3,
             acquire_timeout: ACQUIRE_TIMEOUT,
-            statement_timeout: Duration::from_secs(5),
+            statement_timeout: STATEMENT_TIMEOUT,
         };
         let tracker = PgTracker::connect(&url, &config).unwrap();
         tracker.ping().await.expect("up through the proxy");
