@@ -7,7 +7,7 @@
 
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use gbal::config::DEVELOPMENT_SECRET;
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
@@ -46,14 +46,16 @@ fn refuses(env: &[(&str, &str)], key: &str) {
         cmd.env(k, v);
     }
     let mut child = cmd.spawn().expect("spawn gbal serve");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while child.try_wait().expect("try_wait").is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("gbal serve started with {env:?}; it should refuse naming {key}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
+    // It refuses before it listens; 30 s is a bound on "at once" for a slow machine.
+    let exited = gbal_testkit::until_blocking(
+        Duration::from_secs(30),
+        || child.try_wait().expect("try_wait"),
+        Option::is_some,
+    );
+    if exited.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("gbal serve started with {env:?}; it should refuse naming {key}");
     }
     let out = child.wait_with_output().expect("output");
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -179,20 +179,25 @@ pub fn http_client(timeout: Duration) -> reqwest::Client {
 
 /// Waits until `GET {public}/readyz` answers 200.
 pub async fn wait_ready_at(public: &str, within: Duration) {
-    let deadline = Instant::now() + within;
     let client = http_client(Duration::from_secs(3));
-    loop {
-        if let Ok(r) = client.get(format!("{public}/readyz")).send().await
-            && r.status() == 200
-        {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{public}/readyz never answered 200 within {within:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    gbal_testkit::eventually(within, &format!("{public}/readyz answers 200"), || async {
+        client
+            .get(format!("{public}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+    })
+    .await;
+}
+
+/// Waits until `child` exits, for at most `within` (a bound on "eventually": generous, above
+/// whatever configured delay and grace the test gave it), and returns how it ended.
+pub async fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {
+    gbal_testkit::eventually_some(within, "the process exits", || {
+        let status = child.try_wait().expect("try_wait");
+        async move { status }
+    })
+    .await
 }
 
 /// A running `gbal gms-sim`, killed when dropped.

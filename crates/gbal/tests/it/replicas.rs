@@ -355,7 +355,7 @@ async fn three_replicas_replies_to_another_replica_lock_and_expiry_hold() {
             started.push(done.expect("a replica started"));
         }
         started.sort_by_key(|(i, _)| *i);
-        let replicas: Vec<Server> = started.into_iter().map(|(_, s)| s).collect();
+        let mut replicas: Vec<Server> = started.into_iter().map(|(_, s)| s).collect();
         relay
             .replicas
             .set(replicas.iter().map(|r| r.internal.clone()).collect())
@@ -441,19 +441,15 @@ async fn three_replicas_replies_to_another_replica_lock_and_expiry_hold() {
 
         // 3. What the router saw: only accepted checks reached GMS, and every reply went to
         //    a replica other than its sender (each of the six such pairs used), and was taken.
-        let deadline = Instant::now() + Duration::from_secs(5);
-        let forwards = loop {
-            let forwards = relay.forwards.lock().expect("forwards").clone();
-            if forwards.len() >= accepted {
-                break forwards;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{} replies forwarded, {accepted} expected",
-                forwards.len()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        };
+        let forwards = gbal_testkit::eventually_some(
+            Duration::from_secs(20),
+            &format!("{accepted} replies forwarded"),
+            || {
+                let forwards = relay.forwards.lock().expect("forwards").clone();
+                async move { (forwards.len() >= accepted).then_some(forwards) }
+            },
+        )
+        .await;
         let ie034s = relay.ie034s.lock().expect("ie034s").clone();
         assert_eq!(ie034s.values().sum::<usize>(), accepted, "{ie034s:?}");
         assert_eq!(forwards.len(), accepted, "{forwards:?}");
@@ -479,30 +475,52 @@ async fn three_replicas_replies_to_another_replica_lock_and_expiry_hold() {
             .expect("count");
         assert_eq!(rows, i64::try_from(accepted).expect("small"));
         let last_request = Instant::now();
-        loop {
-            let left: i64 = sqlx::query_scalar("SELECT count(*) FROM balance_requests")
-                .fetch_one(&pool)
-                .await
-                .expect("count");
-            if left == 0 {
-                break;
-            }
-            assert!(
-                last_request.elapsed() < ttl + Duration::from_secs(6),
-                "{left} rows still there {:?} after the last request (ttl {ttl:?})",
-                last_request.elapsed()
-            );
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
+        // Eventually: within the TTL, the 1 s expiry interval and a generous margin.
+        gbal_testkit::eventually(
+            ttl + Duration::from_secs(20),
+            "every row expired and deleted",
+            || async {
+                sqlx::query_scalar::<_, i64>("SELECT count(*) FROM balance_requests")
+                    .fetch_one(&pool)
+                    .await
+                    .expect("count")
+                    == 0
+            },
+        )
+        .await;
         let emptied = last_request.elapsed();
         pool.close().await;
-        // Each replica sweeps at least once more over the empty table.
-        tokio::time::sleep(Duration::from_millis(1500)).await;
+        // Until every deletion is logged and each replica has swept at least three times.
+        let mut lines: Vec<Vec<String>> = replicas.iter().map(Server::output).collect();
+        // Their output, held so that the wait below can be sent between threads.
+        let outputs: Vec<std::sync::Mutex<std::sync::mpsc::Receiver<String>>> = replicas
+            .iter_mut()
+            .map(|r| {
+                std::sync::Mutex::new(std::mem::replace(
+                    &mut r.lines,
+                    std::sync::mpsc::channel().1,
+                ))
+            })
+            .collect();
+        let total = u64::try_from(accepted).expect("small");
+        gbal_testkit::eventually(
+            Duration::from_secs(20),
+            "every deletion logged, three sweeps on each replica",
+            || {
+                for (i, output) in outputs.iter().enumerate() {
+                    lines[i].extend(output.lock().expect("a replica's output").try_iter());
+                }
+                let logs: Vec<ExpiryLog> = lines.iter().map(|l| expiry_log(l)).collect();
+                let done = logs.iter().map(|l| l.deleted).sum::<u64>() >= total
+                    && logs.iter().all(|l| l.sweeps >= 3);
+                async move { done }
+            },
+        )
+        .await;
         let mut deleted = 0;
         let mut sweeps = Vec::new();
-        for (i, r) in replicas.iter().enumerate() {
-            let lines = r.output();
-            let log = expiry_log(&lines);
+        for (i, lines) in lines.iter().enumerate() {
+            let log = expiry_log(lines);
             assert!(
                 log.failures.is_empty(),
                 "replica {i}'s expiry job failed: {:?}",

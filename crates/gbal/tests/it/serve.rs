@@ -1,10 +1,10 @@
 //! `gbal serve` with no configuration: ready, tokens, v1 and v2 checks over HTTP, SIGTERM.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::process::{Server, run};
+use crate::process::{Server, run, wait_exit, wait_ready_at};
 
 const V1: &str = "application/vnd.hmrc.1.0+json";
 const V2: &str = "application/vnd.hmrc.2.0+json";
@@ -17,19 +17,7 @@ fn client() -> reqwest::Client {
 }
 
 async fn wait_ready(server: &Server) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(r) = client()
-            .get(format!("{}/readyz", server.public))
-            .send()
-            .await
-            && r.status() == 200
-        {
-            return;
-        }
-        assert!(Instant::now() < deadline, "/readyz never answered 200");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_ready_at(&server.public, Duration::from_secs(30)).await;
 }
 
 fn token(server: &Server, sub: &str) -> String {
@@ -140,9 +128,11 @@ async fn runs_with_no_configuration_and_answers_v1_and_v2() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_lets_a_waiting_request_finish_and_exits_0() {
-    // 26GB0000090000011's reply comes 2 s late; readiness must be 503 while the process drains.
+    // 26GB0000090000011's reply comes 2 s late; readiness must be 503 while the process drains
+    // (and the listener keeps answering for the shutdown delay, so that it can be seen).
+    let (delay, grace) = (Duration::from_secs(2), Duration::from_secs(10));
     let mut server = Server::start(&[
-        ("GBAL_SHUTDOWN__DELAY", "1s"),
+        ("GBAL_SHUTDOWN__DELAY", "2s"),
         ("GBAL_SHUTDOWN__GRACE", "10s"),
     ]);
     wait_ready(&server).await;
@@ -157,16 +147,35 @@ async fn sigterm_lets_a_waiting_request_finish_and_exits_0() {
             .send()
             .await
     });
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let signalled = Instant::now();
+    // Signalled once the check is inside the balance service, waiting for its reply.
+    let metrics = format!("{}/metrics", server.internal);
+    gbal_testkit::eventually(
+        Duration::from_secs(30),
+        "the check is in flight",
+        || async {
+            let text = client().get(&metrics).send().await.expect("metrics");
+            text.text()
+                .await
+                .expect("metrics text")
+                .lines()
+                .any(|l| l.starts_with("gbal_balance_checks_in_flight ") && !l.ends_with(" 0"))
+        },
+    )
+    .await;
     server.terminate();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let ready = client()
-        .get(format!("{}/readyz", server.public))
-        .send()
-        .await
-        .expect("readyz while draining");
-    assert_eq!(ready.status(), 503, "readiness must turn 503 on SIGTERM");
+    gbal_testkit::eventually(
+        Duration::from_secs(30),
+        "readiness turns 503 on SIGTERM",
+        || async {
+            let ready = client()
+                .get(format!("{}/readyz", server.public))
+                .send()
+                .await
+                .expect("readyz answers while draining");
+            ready.status() == 503
+        },
+    )
+    .await;
 
     let answer = request
         .await
@@ -178,16 +187,8 @@ async fn sigterm_lets_a_waiting_request_finish_and_exits_0() {
         r#"{"response":{"balance":10000,"currency":"GBP"}}"#
     );
 
-    let status = loop {
-        if let Some(status) = server.child.try_wait().expect("wait") {
-            break status;
-        }
-        assert!(
-            signalled.elapsed() < Duration::from_secs(12),
-            "gbal did not exit within its grace"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    // It exits within its delay and grace (and a generous margin for a slow machine).
+    let status = wait_exit(&mut server.child, delay + grace + Duration::from_secs(10)).await;
     assert!(status.success(), "gbal exited with {status}");
 }
 

@@ -1,15 +1,20 @@
 //! Telemetry of the real binary: JSON logs with the request id in every line of a request, and
-//! OTLP trace export only when `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
+//! OTLP trace export only when `OTEL_EXPORTER_OTLP_ENDPOINT` is set, checked with an OTLP/HTTP
+//! collector stand-in that decodes what it is sent.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::thread::JoinHandle;
+use std::time::Duration;
 
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::any_value;
+use prost::Message as _;
 use serde_json::Value;
 
-use crate::process::{dev_token, free_port, http_client, wait_ready_at};
+use crate::process::{dev_token, free_port, http_client, wait_exit, wait_ready_at};
 
 const V1: &str = "application/vnd.hmrc.1.0+json";
 
@@ -17,6 +22,8 @@ struct Run {
     child: Child,
     public: String,
     stdout: Arc<Mutex<Vec<String>>>,
+    /// Reads the child's standard output until it closes.
+    reader: Option<JoinHandle<()>>,
 }
 
 fn start(env: &[(&str, String)]) -> Run {
@@ -28,6 +35,7 @@ fn start(env: &[(&str, String)]) -> Run {
         .env_remove("DATABASE_URL")
         .env_remove("RUST_LOG")
         .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
         .env("GBAL_PUBLIC__LISTEN", format!("127.0.0.1:{port}"))
         .env(
             "GBAL_INTERNAL__LISTEN",
@@ -42,7 +50,7 @@ fn start(env: &[(&str, String)]) -> Run {
     let stdout = Arc::new(Mutex::new(Vec::new()));
     let lines = stdout.clone();
     let out = child.stdout.take().expect("stdout");
-    std::thread::spawn(move || {
+    let reader = std::thread::spawn(move || {
         for line in BufReader::new(out).lines().map_while(Result::ok) {
             lines.lock().expect("lines").push(line);
         }
@@ -51,6 +59,7 @@ fn start(env: &[(&str, String)]) -> Run {
         child,
         public: format!("http://127.0.0.1:{port}"),
         stdout,
+        reader: Some(reader),
     }
 }
 
@@ -79,17 +88,13 @@ async fn check_and_stop(run: &mut Run, request_id: &str) {
             .expect("kill")
             .success()
     );
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        if let Some(status) = run.child.try_wait().expect("wait") {
-            assert!(status.success(), "gbal exited with {status}");
-            break;
-        }
-        assert!(Instant::now() < deadline, "gbal did not stop");
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    // Within the default shutdown grace (25 s) and a margin.
+    let status = wait_exit(&mut run.child, Duration::from_secs(40)).await;
+    assert!(status.success(), "gbal exited with {status}");
+    // Every line it printed, up to the end of its output.
+    if let Some(reader) = run.reader.take() {
+        reader.join().expect("the output reader");
     }
-    // Let the reader thread take the last lines.
-    tokio::time::sleep(Duration::from_millis(100)).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -136,13 +141,20 @@ async fn json_logs_carry_the_request_id_in_every_line_of_a_request() {
     assert!(!all.contains("AC01"), "the access code reached a log line");
 }
 
-/// What a collector saw: path, content type and body length of each request.
-type Seen = Arc<Mutex<Vec<(String, String, usize)>>>;
+/// One request a collector was sent: its path, content type and body.
+#[derive(Debug, Clone)]
+struct Export {
+    path: String,
+    content_type: String,
+    body: Vec<u8>,
+}
 
-/// A collector that records the path and content type of every request it gets.
-fn collector() -> (String, Seen) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
+/// What a collector was sent.
+type Seen = Arc<Mutex<Vec<Export>>>;
+
+/// An OTLP/HTTP collector stand-in on `listener`: it records every request it gets and answers
+/// 200 (an empty protobuf `ExportTraceServiceResponse`).
+fn collector_on(listener: TcpListener) -> Seen {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let record = seen.clone();
     std::thread::spawn(move || {
@@ -182,38 +194,112 @@ fn collector() -> (String, Seen) {
                 .nth(1)
                 .unwrap_or_default()
                 .to_owned();
-            record
-                .lock()
-                .expect("seen")
-                .push((path, header("content-type"), length));
-            let _ = stream
-                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            record.lock().expect("seen").push(Export {
+                path,
+                content_type: header("content-type"),
+                body: buf[head_end..].to_vec(),
+            });
+            let _ = stream.write_all(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/x-protobuf\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
         }
     });
-    (url, seen)
+    seen
+}
+
+/// A collector on a free port, and its URL.
+fn collector() -> (String, Seen) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    (url, collector_on(listener))
+}
+
+/// The spans of every trace export a collector was sent: (service name, span name, the
+/// span's string attributes).
+fn spans(seen: &Seen) -> Vec<(String, String, Vec<(String, String)>)> {
+    let mut out = Vec::new();
+    for export in seen.lock().expect("seen").iter() {
+        assert_eq!(export.path, "/v1/traces", "{export:?}");
+        assert_eq!(export.content_type, "application/x-protobuf");
+        let request = ExportTraceServiceRequest::decode(export.body.as_slice())
+            .expect("an OTLP ExportTraceServiceRequest");
+        for resource in request.resource_spans {
+            let service = resource
+                .resource
+                .iter()
+                .flat_map(|r| &r.attributes)
+                .find(|a| a.key == "service.name")
+                .and_then(|a| a.value.as_ref()?.value.as_ref())
+                .map(|v| match v {
+                    any_value::Value::StringValue(s) => s.clone(),
+                    other => format!("{other:?}"),
+                })
+                .unwrap_or_default();
+            for span in resource.scope_spans.into_iter().flat_map(|s| s.spans) {
+                let attributes = span
+                    .attributes
+                    .iter()
+                    .filter_map(|a| match a.value.as_ref()?.value.as_ref()? {
+                        any_value::Value::StringValue(s) => Some((a.key.clone(), s.clone())),
+                        _ => None,
+                    })
+                    .collect();
+                out.push((service.clone(), span.name, attributes));
+            }
+        }
+    }
+    out
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn traces_are_exported_over_otlp_only_when_an_endpoint_is_set() {
+async fn traces_are_exported_over_otlp_when_an_endpoint_is_set() {
     let (url, seen) = collector();
-    let mut run = start(&[("OTEL_EXPORTER_OTLP_ENDPOINT", url.clone())]);
+    let mut run = start(&[("OTEL_EXPORTER_OTLP_ENDPOINT", url)]);
     check_and_stop(&mut run, "telemetry-otlp-1").await;
-    let exports = seen.lock().expect("seen").clone();
+    // The last batch is flushed at shutdown: everything is there once the process has exited.
+    let spans = spans(&seen);
+    let request = spans
+        .iter()
+        .find(|(_, name, attributes)| {
+            name == "request"
+                && attributes
+                    .iter()
+                    .any(|(k, v)| k == "request_id" && v == "telemetry-otlp-1")
+        })
+        .unwrap_or_else(|| panic!("no span of the request reached the collector: {spans:?}"));
+    assert_eq!(request.0, "gbal", "the service is named");
     assert!(
-        exports.iter().any(|(path, kind, len)| path == "/v1/traces"
-            && kind == "application/x-protobuf"
-            && *len > 0),
-        "no OTLP trace export reached the collector: {exports:?}"
+        spans.iter().any(|(_, name, _)| name == "gms_submit"),
+        "the GMS call is traced too: {spans:?}"
     );
+    let all = format!("{spans:?}");
+    assert!(!all.contains("AC01"), "the access code reached a span");
+}
 
-    // Without the variable, nothing is sent anywhere.
-    let (_, quiet) = collector();
-    let mut run = start(&[]);
+/// Without an endpoint nothing is exported: not even to OTLP/HTTP's default endpoint
+/// (`localhost:4318`), where an exporter built with no endpoint would send. The test holds that
+/// port for its run; it fails, saying so, when something else holds it.
+#[tokio::test(flavor = "multi_thread")]
+async fn nothing_is_exported_without_an_endpoint() {
+    let listener = TcpListener::bind("127.0.0.1:4318").unwrap_or_else(|e| {
+        panic!("this test listens on OTLP/HTTP's default port 127.0.0.1:4318, which is taken: {e}")
+    });
+    let seen = collector_on(listener);
+    // IPv6's loopback too, where the machine has one ("localhost" may resolve to it first).
+    let seen_v6 = TcpListener::bind("[::1]:4318").ok().map(collector_on);
+    // Every other OTLP variable set, and the endpoint present but empty: none of them turns
+    // the export on.
+    let mut run = start(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", String::new()),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf".to_owned()),
+        ("OTEL_SERVICE_NAME", "gbal-telemetry-test".to_owned()),
+    ]);
     check_and_stop(&mut run, "telemetry-otlp-2").await;
-    assert!(quiet.lock().expect("seen").is_empty());
-    assert_eq!(
-        seen.lock().expect("seen").len(),
-        exports.len(),
-        "the first collector got nothing more"
+    assert!(
+        seen.lock().expect("seen").is_empty(),
+        "something was exported to the default endpoint"
     );
+    if let Some(seen) = seen_v6 {
+        assert!(seen.lock().expect("seen").is_empty());
+    }
 }
