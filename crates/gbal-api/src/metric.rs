@@ -12,6 +12,11 @@
 //!   (`caller` here; `caller_grn` published by the binary from the lock mirror);
 //! - `gbal_requests_shed_total`: balance requests answered 503 because `max_in_flight`
 //!   were already being served.
+//!
+//! Every label takes its value from a fixed set written here or in `middleware` (the HTTP
+//! method's label is one of the standard methods or `other`, the route is the matched
+//! template or `unmatched`, the status a code gbal answered with): nothing a caller sends
+//! becomes a label, so the number of series stays bounded whatever arrives.
 
 use std::future::Future;
 

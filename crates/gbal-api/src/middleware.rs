@@ -9,10 +9,12 @@
 //! 3. `PropagateRequestIdLayer`: echoes the request id on the response.
 //! 4. `SetSensitiveRequestHeadersLayer`: marks `Authorization`, `Cookie` and
 //!    `Proxy-Authorization` sensitive, so the trace layer never prints them.
-//! 5. `TraceLayer`: one span per request with the method, the matched route (never the raw
-//!    path), the request id, and the caller once authenticated.
-//! 6. `record_metrics`: `http_server_request_duration_seconds` by method, matched route and
-//!    status, so it sees the final status of everything below.
+//! 5. `TraceLayer`: one span per request with the method (one of the standard methods, or
+//!    `other`), the matched route (never the raw path), the request id, and the caller once
+//!    authenticated.
+//! 6. `record_metrics`: `http_server_request_duration_seconds` by method (as in the span),
+//!    matched route (or `unmatched`) and status, so it sees the final status of everything
+//!    below; no label holds a value the caller chose.
 //! 7. `error_body`: gives bare error responses from below (axum's 405, the timeout's 503, the
 //!    body limit's 413) the same JSON body as every other error.
 //! 8. `CatchPanicLayer`: a panicking handler becomes the opaque 500 body (the panic is logged).
@@ -34,7 +36,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::{FromRequestParts, MatchedPath, Request};
 use axum::http::request::Parts;
-use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use gbal_core::CallContext;
@@ -138,6 +140,23 @@ async fn sanitize_request_id(mut request: Request, next: Next) -> Response {
     next.run(request).await
 }
 
+/// The label of a request's method: one of the standard methods, or `other` for any other
+/// token a caller may send (an unbounded set).
+pub(crate) fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::CONNECT => "CONNECT",
+        Method::OPTIONS => "OPTIONS",
+        Method::TRACE => "TRACE",
+        Method::PATCH => "PATCH",
+        _ => "other",
+    }
+}
+
 fn route_of<B>(request: &axum::http::Request<B>) -> String {
     request
         .extensions()
@@ -166,7 +185,7 @@ fn make_span(request: &axum::http::Request<Body>) -> tracing::Span {
         .unwrap_or_default();
     let span = tracing::info_span!(
         "request",
-        method = %request.method(),
+        method = method_label(request.method()),
         route = %route_of(request),
         request_id = %request_id,
         caller = tracing::field::Empty,
@@ -188,7 +207,7 @@ fn current_traceparent() -> Option<String> {
 }
 
 async fn record_metrics(request: Request, next: Next) -> Response {
-    let method = request.method().to_string();
+    let method = method_label(request.method());
     let route = route_of(&request);
     let started = Instant::now();
     let response = next.run(request).await;
@@ -276,6 +295,18 @@ fn is_traceparent(value: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn method_labels_are_a_closed_set() {
+        for standard in ["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"] {
+            let method = Method::from_bytes(standard.as_bytes()).unwrap();
+            assert_eq!(method_label(&method), standard);
+        }
+        for made_up in ["XGET", "get", "PROPFIND", "A1B2C3D4E5F6"] {
+            let method = Method::from_bytes(made_up.as_bytes()).unwrap();
+            assert_eq!(method_label(&method), "other", "{made_up}");
+        }
+    }
 
     #[test]
     fn request_ids() {

@@ -5,6 +5,7 @@ mod support;
 mod auth;
 mod cluster;
 mod http_flow;
+mod labels;
 mod openapi;
 mod pg_flow;
 mod probes;
