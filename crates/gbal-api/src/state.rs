@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use gbal_core::BalanceService;
 
@@ -10,11 +11,15 @@ use crate::config::ApiConfig;
 use crate::error::StartError;
 use crate::limit::CallerLimits;
 
+/// How long `/readyz` reuses the request store's last answer: a flood of probes costs the
+/// database about one ping a second.
+pub(crate) const READINESS_CACHE: Duration = Duration::from_secs(1);
+
 /// Renders the metrics registry as Prometheus text (the binary passes its recorder's handle).
 pub type MetricsRender = Arc<dyn Fn() -> String + Send + Sync>;
 
 /// What the handlers share: the balance service, the authenticator, the per-caller limiter,
-/// the settings and the shutdown flag. Cheap to clone.
+/// the store's last readiness, the settings and the shutdown flag. Cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
     inner: Arc<Inner>,
@@ -25,6 +30,9 @@ struct Inner {
     service: BalanceService,
     auth: Authenticator,
     limits: CallerLimits,
+    /// When the store last answered a readiness ping, and how; held while a ping runs, so
+    /// that concurrent probes share it.
+    store_readiness: tokio::sync::Mutex<Option<(Instant, Result<(), String>)>>,
     metrics: Option<MetricsRender>,
     draining: AtomicBool,
 }
@@ -65,6 +73,7 @@ impl AppState {
                 service,
                 auth,
                 limits,
+                store_readiness: tokio::sync::Mutex::new(None),
                 metrics,
                 draining: AtomicBool::new(false),
             }),
@@ -87,6 +96,28 @@ impl AppState {
 
     pub(crate) fn limits(&self) -> &CallerLimits {
         &self.inner.limits
+    }
+
+    /// Whether the request store answers: its answer to a ping within the readiness timeout,
+    /// reused for [`READINESS_CACHE`].
+    pub(crate) async fn store_readiness(&self) -> Result<(), String> {
+        let mut last = self.inner.store_readiness.lock().await;
+        if let Some((at, answer)) = last.as_ref()
+            && at.elapsed() < READINESS_CACHE
+        {
+            return answer.clone();
+        }
+        let timeout = self.inner.config.readiness_timeout;
+        let answer = match tokio::time::timeout(timeout, self.inner.service.tracker().ping()).await
+        {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(format!("readiness: {error}")),
+            Err(_) => Err(format!(
+                "readiness: the request store did not answer within {timeout:?}"
+            )),
+        };
+        *last = Some((Instant::now(), answer.clone()));
+        answer
     }
 
     pub(crate) fn metrics(&self) -> Option<&MetricsRender> {

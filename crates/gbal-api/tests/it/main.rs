@@ -9,6 +9,7 @@ mod labels;
 mod openapi;
 mod pg_flow;
 mod probes;
+mod readiness;
 mod reply;
 mod secrets;
 mod service;
