@@ -91,6 +91,17 @@ impl CircuitBreaker {
         })
     }
 
+    /// How long calls stay refused, when they are refused right now.
+    pub(crate) fn open_for(&self) -> Option<Duration> {
+        match *lock(&self.state) {
+            State::Open { until } => {
+                let now = Instant::now();
+                (now < until).then(|| until - now)
+            }
+            State::Closed { .. } | State::HalfOpen { .. } => None,
+        }
+    }
+
     /// Whether calls are refused right now (for logs and tests).
     #[cfg(test)]
     pub(crate) fn is_open(&self) -> bool {
@@ -166,6 +177,9 @@ mod tests {
         assert_eq!(wait, Duration::from_secs(10));
         tokio::time::advance(Duration::from_secs(4)).await;
         assert_eq!(b.acquire().expect_err("open"), Duration::from_secs(6));
+        assert_eq!(b.open_for(), Some(Duration::from_secs(6)));
+        tokio::time::advance(Duration::from_secs(6)).await;
+        assert_eq!(b.open_for(), None, "the cool-down is over");
     }
 
     #[tokio::test(start_paused = true)]

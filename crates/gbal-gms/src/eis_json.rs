@@ -160,21 +160,26 @@ impl EisJsonGms {
         let request_id = propagated("X-Request-Id", context.request_id.as_deref());
         let traceparent = propagated("traceparent", context.traceparent.as_deref());
         upstream
-            .exchange(call, &[StatusCode::SERVICE_UNAVAILABLE], || {
-                let mut request = method(upstream.client())
-                    .header(DATE, eis_date(OffsetDateTime::now_utc()))
-                    .header("CustomProcessHost", "Digital")
-                    .header(ACCEPT, "application/json")
-                    .header(CONTENT_TYPE, "application/json")
-                    .bearer_auth(config.token.expose());
-                if let Some(v) = &request_id {
-                    request = request.header("X-Request-Id", v.clone());
-                }
-                if let Some(v) = &traceparent {
-                    request = request.header("traceparent", v.clone());
-                }
-                request
-            })
+            .exchange(
+                call,
+                &[StatusCode::SERVICE_UNAVAILABLE],
+                context.deadline,
+                || {
+                    let mut request = method(upstream.client())
+                        .header(DATE, eis_date(OffsetDateTime::now_utc()))
+                        .header("CustomProcessHost", "Digital")
+                        .header(ACCEPT, "application/json")
+                        .header(CONTENT_TYPE, "application/json")
+                        .bearer_auth(config.token.expose());
+                    if let Some(v) = &request_id {
+                        request = request.header("X-Request-Id", v.clone());
+                    }
+                    if let Some(v) = &traceparent {
+                        request = request.header("traceparent", v.clone());
+                    }
+                    request
+                },
+            )
             .await
     }
 }
@@ -215,7 +220,7 @@ fn refusal(
             return Ok(Some(answered(rejection)));
         }
     }
-    let error = status_error(answer.status, call, upstream.config().breaker.cool_down);
+    let error = status_error(answer.status, call, upstream.retry_after(None));
     warn!(call, status = answer.status.as_u16(), error = %error, "EIS did not answer");
     Err(error)
 }
@@ -241,5 +246,10 @@ impl Gms for EisJsonGms {
 
     fn transport(&self) -> &'static str {
         TRANSPORT
+    }
+
+    /// EIS answers both calls at once; no reply ever comes later.
+    fn answers_within_call(&self, _: &BalanceQuery) -> bool {
+        true
     }
 }

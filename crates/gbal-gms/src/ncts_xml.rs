@@ -90,32 +90,45 @@ impl NctsXmlGms {
         let config = self.upstream.config();
         let answer = self
             .upstream
-            .exchange("submit IE034", &[StatusCode::SERVICE_UNAVAILABLE], || {
-                let mut request = self
-                    .upstream
-                    .client()
-                    .post(config.url.clone())
-                    .header(CONTENT_TYPE, "application/xml; charset=utf-8")
-                    .header(ACCEPT, "application/xml")
-                    .header(DATE, &date)
-                    .header("X-Message-Sender", &sender)
-                    .header("X-Message-Type", "IE034")
-                    .bearer_auth(config.token.expose())
-                    .body(body.clone());
-                if let Some(v) = &traceparent {
-                    request = request.header("traceparent", v.clone());
-                }
-                if let Some(v) = &request_id {
-                    request = request.header("X-Request-Id", v.clone());
-                }
-                request
-            })
+            .exchange(
+                "submit IE034",
+                &[StatusCode::SERVICE_UNAVAILABLE],
+                context.deadline,
+                || {
+                    let mut request = self
+                        .upstream
+                        .client()
+                        .post(config.url.clone())
+                        .header(CONTENT_TYPE, "application/xml; charset=utf-8")
+                        .header(ACCEPT, "application/xml")
+                        .header(DATE, &date)
+                        .header("X-Message-Sender", &sender)
+                        .header("X-Message-Type", "IE034")
+                        // The routing layer in front of NCTS tells API traffic from the web
+                        // front end's by it.
+                        .header("Channel", "api")
+                        .bearer_auth(config.token.expose())
+                        .body(body.clone());
+                    if let Some(v) = &traceparent {
+                        request = request.header("traceparent", v.clone());
+                    }
+                    if let Some(v) = &request_id {
+                        request = request.header("X-Request-Id", v.clone());
+                    }
+                    request
+                },
+            )
             .await?;
         if answer.status.is_success() {
             info!(status = answer.status.as_u16(), "GMS accepted the IE034");
             Ok(Submission::Accepted)
         } else {
-            let error = status_error(answer.status, "submit IE034", config.breaker.cool_down);
+            // Any other answer means GMS did not accept the IE034: nothing will come of it.
+            let error = status_error(
+                answer.status,
+                "submit IE034",
+                self.upstream.retry_after(None),
+            );
             error!(status = answer.status.as_u16(), error = %error, "GMS did not accept the IE034");
             Err(error)
         }

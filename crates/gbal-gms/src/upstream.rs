@@ -2,13 +2,17 @@
 //! circuit breaker and retried only where resending is safe.
 //!
 //! Error policy: an exchange ends either with GMS's answer (any status, for the adapter to
-//! read) or with a [`GmsError`] that already says what the caller should do: `TimedOut` (no
-//! retry, GMS may have acted), `Unavailable` (connection refused or a retryable status after
-//! the retry budget, or the breaker open).
+//! read) or with a [`GmsError`] that already says what the caller should do and whether the
+//! query can have reached GMS: `Unavailable` (it did not: connection refused or a retryable
+//! status after the retry budget, the breaker open, or no time left before the check's
+//! deadline), `TimedOut` or `Interrupted` (no retry: GMS may have acted). No attempt starts,
+//! and none runs, past the check's deadline. An `Unavailable` says when to come back: the
+//! breaker's remaining cool-down when it is open, else a second.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
+use std::time::Instant as StdInstant;
 
 use backon::{ExponentialBuilder, Retryable};
 use bytes::Bytes;
@@ -26,6 +30,9 @@ use crate::breaker::{BreakerConfig, CircuitBreaker};
 
 /// The largest answer body read from GMS; GMS answers are a few hundred bytes.
 const MAX_ANSWER_BYTES: usize = 1024 * 1024;
+
+/// When to try again after GMS could not be reached while the breaker stays closed.
+const RETRY_SOON: Duration = Duration::from_secs(1);
 
 /// A bearer token. Its `Debug` never shows the value.
 #[derive(Clone, PartialEq, Eq)]
@@ -165,15 +172,29 @@ impl Upstream {
         &self.client
     }
 
+    /// When trying this endpoint again makes sense: the breaker's remaining cool-down when it
+    /// is open, else `hint` (GMS's own `Retry-After`), else a second.
+    pub(crate) fn retry_after(&self, hint: Option<Duration>) -> Duration {
+        self.breaker.open_for().or(hint).unwrap_or(RETRY_SOON)
+    }
+
     /// Sends the request `build` makes (once per attempt, so that per-attempt headers such as
     /// a `Date` are fresh; each attempt gets its own `X-Correlation-Id`), retrying connection
-    /// failures and the `retry_on` statuses.
+    /// failures and the `retry_on` statuses, never past `deadline`.
     pub(crate) async fn exchange(
         &self,
         call: &'static str,
         retry_on: &[StatusCode],
+        deadline: Option<StdInstant>,
         build: impl Fn() -> RequestBuilder,
     ) -> Result<Answer, GmsError> {
+        let left = || deadline.map(|d| d.saturating_duration_since(StdInstant::now()));
+        if left().is_some_and(|left| left.is_zero()) {
+            return Err(GmsError::Unavailable {
+                retry_after: RETRY_SOON,
+                reason: format!("{call}: no time was left to send it"),
+            });
+        }
         let permit = self.breaker.acquire().map_err(|retry_after| {
             warn!(
                 transport = self.transport,
@@ -191,7 +212,11 @@ impl Upstream {
         let total = self.config.retry.total;
         let result = (|| async {
             let attempt = attempts.fetch_add(1, Ordering::Relaxed) + 1;
-            self.attempt(call, attempt, retry_on, &build).await
+            // The attempt ends by the deadline, however long the transport would wait.
+            let timeout = left().map_or(self.config.request_timeout, |left| {
+                left.min(self.config.request_timeout)
+            });
+            self.attempt(call, attempt, retry_on, timeout, &build).await
         })
         .retry(self.config.retry.backoff())
         .when(AttemptError::is_transient)
@@ -201,7 +226,10 @@ impl Upstream {
                 (Some(d), AttemptError::Retryable { retry_after: Some(r), .. }) => Some(d.max(*r)),
                 (d, _) => d,
             }?;
-            (started.elapsed() + delay <= total).then_some(delay)
+            let in_budget = started.elapsed() + delay <= total;
+            // A retry that could not start before the deadline is not made.
+            let in_time = left().is_none_or(|left| delay < left);
+            (in_budget && in_time).then_some(delay)
         })
         .notify(|error, delay| {
             warn!(transport = self.transport, call, error = ?error, delay_ms = delay.as_millis() as u64, "GMS call failed, retrying");
@@ -218,20 +246,19 @@ impl Upstream {
             Ok(answer) => Ok(answer),
             Err(AttemptError::TimedOut) => Err(GmsError::TimedOut),
             Err(AttemptError::Connect(reason)) => Err(GmsError::Unavailable {
-                retry_after: self.config.breaker.cool_down,
+                retry_after: self.retry_after(None),
                 reason: format!("{call}: no connection after {tries} attempt(s): {reason}"),
             }),
             Err(AttemptError::Retryable {
                 status,
                 retry_after,
             }) => Err(GmsError::Unavailable {
-                retry_after: retry_after.unwrap_or(self.config.breaker.cool_down),
+                retry_after: self.retry_after(retry_after),
                 reason: format!("{call}: HTTP {} after {tries} attempt(s)", status.as_u16()),
             }),
-            Err(AttemptError::Failed(reason)) => Err(GmsError::Unavailable {
-                retry_after: self.config.breaker.cool_down,
-                reason: format!("{call}: {reason}"),
-            }),
+            Err(AttemptError::Failed(reason)) => {
+                Err(GmsError::Interrupted(format!("{call}: {reason}")))
+            }
         }
     }
 
@@ -240,10 +267,13 @@ impl Upstream {
         call: &'static str,
         attempt: u32,
         retry_on: &[StatusCode],
+        timeout: Duration,
         build: &impl Fn() -> RequestBuilder,
     ) -> Result<Answer, AttemptError> {
         let correlation_id = Uuid::new_v4().to_string();
-        let request = build().header("X-Correlation-Id", &correlation_id);
+        let request = build()
+            .header("X-Correlation-Id", &correlation_id)
+            .timeout(timeout);
         let sent = Instant::now();
         let response = request.send().await.map_err(|e| {
             let error = classify(&e);

@@ -236,4 +236,13 @@ impl Gms for EmbeddedSimulator {
     fn transport(&self) -> &'static str {
         TRANSPORT
     }
+
+    /// At once, unless the guarantee's behaviour delays its reply or sends none (its reply
+    /// then comes to the [`ReplySink`], as an NCTS reply would, or never).
+    fn answers_within_call(&self, query: &BalanceQuery) -> bool {
+        self.config
+            .dataset
+            .guarantee(query.grn.as_str())
+            .is_none_or(|g| !g.behaviour.no_reply && g.behaviour.reply_delay.is_none())
+    }
 }

@@ -269,3 +269,30 @@ async fn the_query_limit_holds_per_tin_on_the_clock() {
         Ok(Submission::Answered(balance("50000")))
     );
 }
+
+#[tokio::test]
+async fn it_says_which_queries_it_answers_within_the_call() {
+    let (sink, _delivered) = RecordingSink::new();
+    let sim = EmbeddedSimulator::new(defaults::embedded(dataset()), sink);
+    // At once: a plain guarantee, an IE917 one, one the data set does not hold.
+    for grn in ["26GB0000010000012", "26GB0000090000037", "26GB0000010000999"] {
+        assert!(sim.answers_within_call(&query(grn, TIN, "AC01")), "{grn}");
+        assert!(matches!(
+            sim.submit(&query(grn, TIN, "AC01"), &context()).await,
+            Ok(Submission::Answered(_))
+        ));
+    }
+    // Later, or never: what it accepts without answering.
+    for grn in ["26GB0000090000011", "26GB0000090000029"] {
+        assert!(!sim.answers_within_call(&query(grn, TIN, "AC01")), "{grn}");
+        assert_eq!(
+            sim.submit(&query(grn, TIN, "AC01"), &context()).await,
+            Ok(Submission::Accepted)
+        );
+    }
+    // A delay for every reply makes every guarantee's reply a late one.
+    let (sink, _delivered) = RecordingSink::new();
+    let delayed = dataset().with_default_reply_delay(Duration::from_millis(50));
+    let sim = EmbeddedSimulator::new(defaults::embedded(delayed), sink);
+    assert!(!sim.answers_within_call(&query("26GB0000010000012", TIN, "AC01")));
+}

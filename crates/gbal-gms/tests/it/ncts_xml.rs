@@ -340,3 +340,143 @@ async fn a_message_failing_its_self_check_is_internal_and_never_sent() {
     );
     assert!(requests(&server).await.is_empty());
 }
+
+#[tokio::test]
+async fn ncts_xml_never_answers_within_the_call() {
+    let server = answering(202).await;
+    let q = query("26GB0000010000012", None, "AC01");
+    assert!(!adapter(&server).answers_within_call(&q));
+}
+
+/// A server that reads one request, starts a 202 answer and hangs up before its body ends.
+async fn hanging_up_mid_answer() -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let mut buffer = vec![0; 64 * 1024];
+            let _ = socket.read(&mut buffer).await;
+            let _ = socket
+                .write_all(b"HTTP/1.1 202 Accepted\r\nContent-Length: 100\r\n\r\npartial")
+                .await;
+            drop(socket);
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn each_failure_says_whether_the_ie034_can_have_reached_gms() {
+    let q = query("26GB0000010000012", None, "AC01");
+    // Never reached it, or refused before accepting it: nothing can come of it.
+    let refused = NctsXmlGms::new(defaults::ncts_xml(fast(url(refusing_addr().await, PATH), "t")))
+        .expect("client")
+        .submit(&q, &context())
+        .await
+        .unwrap_err();
+    let unavailable = adapter(&answering(503).await)
+        .submit(&q, &context())
+        .await
+        .unwrap_err();
+    let rejected = adapter(&answering(403).await)
+        .submit(&q, &context())
+        .await
+        .unwrap_err();
+    for error in [&refused, &unavailable, &rejected] {
+        assert!(error.never_reached_gms(), "{error:?}");
+        assert!(!error.outcome_unknown(), "{error:?}");
+    }
+    // Sent, and then no answer: GMS may have acted, a reply may still come.
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(202).set_delay(Duration::from_secs(3)))
+        .mount(&server)
+        .await;
+    let timed_out = adapter(&server).submit(&q, &context()).await.unwrap_err();
+    assert_eq!(timed_out, GmsError::TimedOut);
+    let cut = NctsXmlGms::new(defaults::ncts_xml(fast(
+        url(hanging_up_mid_answer().await, PATH),
+        "t",
+    )))
+    .expect("client")
+    .submit(&q, &context())
+    .await
+    .unwrap_err();
+    assert!(matches!(cut, GmsError::Interrupted(_)), "{cut:?}");
+    for error in [&timed_out, &cut] {
+        assert!(error.outcome_unknown(), "{error:?}");
+        assert!(!error.never_reached_gms(), "{error:?}");
+    }
+}
+
+#[tokio::test]
+async fn retry_after_is_the_breakers_remaining_cool_down_or_a_second() {
+    let server = answering(503).await;
+    let gms = adapter(&server);
+    let q = query("26GB0000010000012", None, "AC01");
+    let retry_after = |result: Result<Submission, GmsError>| match result {
+        Err(GmsError::Unavailable { retry_after, .. }) => retry_after,
+        other => panic!("{other:?}"),
+    };
+    // The breaker (3 failed calls) is still closed: come back in a second.
+    for _ in 0..2 {
+        assert_eq!(
+            retry_after(gms.submit(&q, &context()).await),
+            Duration::from_secs(1)
+        );
+    }
+    // The third opens it for 300 ms: come back when it closes, not sooner, not later.
+    let wait = retry_after(gms.submit(&q, &context()).await);
+    assert!(
+        wait <= Duration::from_millis(300) && wait > Duration::ZERO,
+        "{wait:?}"
+    );
+}
+
+#[tokio::test]
+async fn no_attempt_runs_past_the_checks_deadline() {
+    // A GMS that would accept, 2 s late, well within a patient transport's 30 s.
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(202).set_delay(Duration::from_secs(2)))
+        .mount(&server)
+        .await;
+    let mut upstream = fast(url(*server.address(), PATH), "t");
+    upstream.request_timeout = Duration::from_secs(30);
+    let gms = NctsXmlGms::new(defaults::ncts_xml(upstream)).expect("client");
+    let q = query("26GB0000010000012", None, "AC01");
+    let mut ctx = context();
+    ctx.deadline = Some(Instant::now() + Duration::from_millis(200));
+    // Cut at the deadline: sent, so the outcome is unknown (never Accepted, 2 s later).
+    assert_eq!(gms.submit(&q, &ctx).await, Err(GmsError::TimedOut));
+    assert_eq!(requests(&server).await.len(), 1);
+
+    // A deadline already past: nothing is sent.
+    let mut ctx = context();
+    ctx.deadline = Some(Instant::now());
+    let result = gms.submit(&q, &ctx).await;
+    assert!(
+        matches!(&result, Err(e @ GmsError::Unavailable { .. }) if e.never_reached_gms()),
+        "{result:?}"
+    );
+    assert_eq!(requests(&server).await.len(), 1, "no second request");
+
+    // Retries stop at the deadline: a 503 every time, and delays longer than what is left.
+    let refusing = answering(503).await;
+    let mut upstream = fast(url(*refusing.address(), PATH), "t");
+    upstream.retry.min_delay = Duration::from_millis(400);
+    upstream.retry.max_delay = Duration::from_millis(400);
+    let gms = NctsXmlGms::new(defaults::ncts_xml(upstream)).expect("client");
+    let mut ctx = context();
+    ctx.deadline = Some(Instant::now() + Duration::from_millis(300));
+    let result = gms.submit(&q, &ctx).await;
+    assert!(matches!(result, Err(GmsError::Unavailable { .. })), "{result:?}");
+    assert_eq!(
+        requests(&refusing).await.len(),
+        1,
+        "no retry could start before the deadline"
+    );
+}
