@@ -1,26 +1,33 @@
 //! The extractors that authenticate, each the first check of its route: [`Caller`] on the
-//! public API (a valid token, then the caller's request rate), [`ReplySender`] on the
-//! internal reply route (the configured reply token).
+//! public API (a valid token, then the caller's limits and a place of the replica's),
+//! [`ReplySender`] on the internal reply route (the configured reply token).
 
 use std::marker::PhantomData;
+use std::time::Duration;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{Method, header};
 use gbal_core::{ApiVersion, CallerId};
+use tokio::sync::OwnedSemaphorePermit;
 
 use crate::accept::Version;
 use crate::error::ApiError;
+use crate::limit::CallerPermit;
 use crate::metric;
 use crate::state::AppState;
 
-/// The authenticated caller of an API `V` route, within its request rate: the `sub` of a
-/// valid token that grants the scope (see `authenticator`), counted against the per-caller
-/// limit right after authentication, so that every route, `GET` included, is bounded before
-/// anything else is read. A caller over its rate gets the 429 of API `V`.
+/// The authenticated caller of an API `V` route, within its limits: the `sub` of a valid token
+/// that grants the scope (see `authenticator`), then, right after authentication, the caller's
+/// request rate, a place among its requests in flight and a place among the replica's (see
+/// `limit`), held until the handler is done. So every route, `GET` included, is bounded
+/// before anything else is read, and nothing of the replica's is held by a caller before it
+/// is authenticated or while it is over its own limits. A caller over its rate or its
+/// requests in flight gets the 429 of API `V`; a replica with no place left answers 503.
 #[derive(Debug)]
 pub(crate) struct Caller<V> {
     id: CallerId,
+    _places: (CallerPermit, OwnedSemaphorePermit),
     version: PhantomData<V>,
 }
 
@@ -31,6 +38,17 @@ impl<V> Caller<V> {
     }
 }
 
+/// The 429 of API version `api`.
+fn over_own_limit(api: ApiVersion, retry_after: Duration) -> ApiError {
+    match api {
+        ApiVersion::V1 => ApiError::TooManyRequests {
+            reason: "CLIENT_RATE_LIMIT",
+            retry_after: Some(retry_after),
+        },
+        ApiVersion::V2 => ApiError::Throttled { retry_after },
+    }
+}
+
 impl<V: Version> FromRequestParts<AppState> for Caller<V> {
     type Rejection = ApiError;
 
@@ -38,19 +56,26 @@ impl<V: Version> FromRequestParts<AppState> for Caller<V> {
         let token = bearer_token(parts).ok_or(ApiError::Unauthorized("no bearer token"))?;
         let id = state.auth().verify(token)?;
         tracing::Span::current().record("caller", id.as_str());
+        // Every POST of the API is a balance check, which ends here when refused.
+        let check = parts.method == Method::POST;
         if let Err(retry_after) = state.limits().check(&id) {
-            // Every POST of the API is a balance check, which ends here.
-            metric::caller_over_rate(V::API, parts.method == Method::POST);
-            return Err(match V::API {
-                ApiVersion::V1 => ApiError::TooManyRequests {
-                    reason: "CLIENT_RATE_LIMIT",
-                    retry_after: Some(retry_after),
-                },
-                ApiVersion::V2 => ApiError::Throttled { retry_after },
-            });
+            metric::caller_refused(V::API, "client", check);
+            return Err(over_own_limit(V::API, retry_after));
         }
+        let Some(own) = state.limits().enter(&id) else {
+            metric::caller_refused(V::API, "client_in_flight", check);
+            return Err(over_own_limit(V::API, Duration::from_secs(1)));
+        };
+        let Some(replica) = state.in_flight().enter() else {
+            metric::shed();
+            return Err(ApiError::ServiceUnavailable {
+                retry_after: Duration::from_secs(1),
+                reason: "too many requests in flight on this replica".to_owned(),
+            });
+        };
         Ok(Self {
             id,
+            _places: (own, replica),
             version: PhantomData,
         })
     }

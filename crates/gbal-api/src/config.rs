@@ -32,6 +32,10 @@ pub struct ApiConfig {
     /// How long the listeners keep serving after `/readyz` turned 503 on shutdown, so that
     /// load balancers stop sending first (zero when Kubernetes' preStop sleep does it).
     pub shutdown_delay: Duration,
+    /// The public listener's connection limits.
+    pub public_connections: ConnectionLimits,
+    /// The internal listener's connection limits.
+    pub internal_connections: ConnectionLimits,
     /// Bearer-token validation.
     pub auth: AuthConfig,
     /// The per-caller request rate.
@@ -55,6 +59,36 @@ pub struct AuthConfig {
     pub required_scope: String,
     /// Clock skew allowed on `exp` and `nbf`.
     pub leeway: Duration,
+}
+
+/// What one listener allows a connection and its requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// A request's head must have arrived within this of when gbal began waiting for it (the
+    /// connection's opening, or the end of the previous answer on a kept-alive connection).
+    pub header_read_timeout: Duration,
+    /// A kept-alive connection with no request for this long after its last answer is closed
+    /// (`header_read_timeout` counts that wait too: the shorter of the two closes it).
+    pub idle_timeout: Duration,
+    /// The most connections open at once; past it new connections wait to be accepted.
+    pub max_connections: usize,
+    /// The largest request head (request line and headers), in bytes; larger is 431.
+    pub max_header_bytes: usize,
+    /// The most headers a request may have; more is 431.
+    pub max_headers: usize,
+    /// A request's body must have arrived within this of its head; a body still arriving is
+    /// refused with 400 and its connection closed (the request timeout still bounds the whole
+    /// request, if shorter).
+    pub body_timeout: Duration,
+}
+
+/// One of the two listeners, as a setting names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listener {
+    /// Callers and probes.
+    Public,
+    /// GMS replies and metrics.
+    Internal,
 }
 
 /// Where token verification keys come from.
@@ -103,6 +137,9 @@ pub struct RateLimitConfig {
     pub per_second: u32,
     /// How many may come at once.
     pub burst: u32,
+    /// The most requests of one caller served at once; past it the next are refused like a
+    /// caller over its rate.
+    pub max_in_flight: u32,
 }
 
 /// The internal reply route.
@@ -154,6 +191,20 @@ pub enum Setting {
     RatePerSecond,
     /// [`RateLimitConfig::burst`].
     RateBurst,
+    /// [`RateLimitConfig::max_in_flight`].
+    CallerMaxInFlight,
+    /// [`ConnectionLimits::header_read_timeout`] of a listener.
+    HeaderReadTimeout(Listener),
+    /// [`ConnectionLimits::idle_timeout`] of a listener.
+    IdleTimeout(Listener),
+    /// [`ConnectionLimits::max_connections`] of a listener.
+    MaxConnections(Listener),
+    /// [`ConnectionLimits::max_header_bytes`] of a listener.
+    MaxHeaderBytes(Listener),
+    /// [`ConnectionLimits::max_headers`] of a listener.
+    MaxHeaders(Listener),
+    /// [`ConnectionLimits::body_timeout`] of a listener.
+    BodyTimeout(Listener),
     /// [`ReplyConfig::token`].
     ReplyToken,
     /// [`ReplyConfig::recipient_prefix`].
@@ -177,6 +228,23 @@ impl Setting {
             Setting::AuthScope => "auth.required_scope",
             Setting::RatePerSecond => "rate_limit.per_second",
             Setting::RateBurst => "rate_limit.burst",
+            Setting::CallerMaxInFlight => "rate_limit.max_in_flight",
+            Setting::HeaderReadTimeout(Listener::Public) => {
+                "public_connections.header_read_timeout"
+            }
+            Setting::HeaderReadTimeout(Listener::Internal) => {
+                "internal_connections.header_read_timeout"
+            }
+            Setting::IdleTimeout(Listener::Public) => "public_connections.idle_timeout",
+            Setting::IdleTimeout(Listener::Internal) => "internal_connections.idle_timeout",
+            Setting::MaxConnections(Listener::Public) => "public_connections.max_connections",
+            Setting::MaxConnections(Listener::Internal) => "internal_connections.max_connections",
+            Setting::MaxHeaderBytes(Listener::Public) => "public_connections.max_header_bytes",
+            Setting::MaxHeaderBytes(Listener::Internal) => "internal_connections.max_header_bytes",
+            Setting::MaxHeaders(Listener::Public) => "public_connections.max_headers",
+            Setting::MaxHeaders(Listener::Internal) => "internal_connections.max_headers",
+            Setting::BodyTimeout(Listener::Public) => "public_connections.body_timeout",
+            Setting::BodyTimeout(Listener::Internal) => "internal_connections.body_timeout",
             Setting::ReplyToken => "reply.token",
             Setting::RecipientPrefix => "reply.recipient_prefix",
         }
@@ -232,6 +300,8 @@ impl ApiConfig {
         if self.readiness_timeout.is_zero() {
             return Err(invalid(Setting::ReadinessTimeout, "must be above 0"));
         }
+        self.public_connections.validate(Listener::Public)?;
+        self.internal_connections.validate(Listener::Internal)?;
         self.auth.validate()?;
         self.rate_limit.validate()?;
         self.reply.validate()
@@ -263,6 +333,51 @@ fn normalise_base_path(path: &str) -> Option<String> {
         Some(format!("/{trimmed}"))
     } else {
         None
+    }
+}
+
+/// The bounds of [`ConnectionLimits::max_header_bytes`]: room for a long bearer token, and
+/// within what the HTTP parser buffers anyway.
+pub const MAX_HEADER_BYTES: (usize, usize) = (4 * 1024, 256 * 1024);
+/// The bounds of [`ConnectionLimits::max_headers`]: room for what proxies add, and a parse
+/// that stays cheap.
+pub const MAX_HEADERS: (usize, usize) = (16, 1000);
+
+impl ConnectionLimits {
+    /// Timeouts above 0, at least one connection, header bounds within [`MAX_HEADER_BYTES`]
+    /// and [`MAX_HEADERS`].
+    pub fn validate(&self, listener: Listener) -> Result<(), InvalidSetting> {
+        for (setting, value) in [
+            (
+                Setting::HeaderReadTimeout(listener),
+                self.header_read_timeout,
+            ),
+            (Setting::IdleTimeout(listener), self.idle_timeout),
+            (Setting::BodyTimeout(listener), self.body_timeout),
+        ] {
+            if value.is_zero() {
+                return Err(invalid(setting, "must be above 0"));
+            }
+        }
+        if self.max_connections == 0 {
+            return Err(invalid(
+                Setting::MaxConnections(listener),
+                "must be at least 1",
+            ));
+        }
+        for (setting, value, (least, most)) in [
+            (
+                Setting::MaxHeaderBytes(listener),
+                self.max_header_bytes,
+                MAX_HEADER_BYTES,
+            ),
+            (Setting::MaxHeaders(listener), self.max_headers, MAX_HEADERS),
+        ] {
+            if !(least..=most).contains(&value) {
+                return Err(invalid(setting, format!("must be from {least} to {most}")));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -336,13 +451,16 @@ impl AuthConfig {
 }
 
 impl RateLimitConfig {
-    /// Both at least 1: a zero rate or burst would refuse every request.
+    /// All at least 1: a zero would refuse every request.
     pub fn validate(&self) -> Result<(), InvalidSetting> {
         if self.per_second == 0 {
             return Err(invalid(Setting::RatePerSecond, "must be at least 1"));
         }
         if self.burst == 0 {
             return Err(invalid(Setting::RateBurst, "must be at least 1"));
+        }
+        if self.max_in_flight == 0 {
+            return Err(invalid(Setting::CallerMaxInFlight, "must be at least 1"));
         }
         Ok(())
     }

@@ -36,7 +36,8 @@ mod v2;
 
 pub use body::{v1_query, v2_query};
 pub use config::{
-    ApiConfig, AuthConfig, InvalidSetting, KeySource, RateLimitConfig, ReplyConfig, Setting,
+    ApiConfig, AuthConfig, ConnectionLimits, InvalidSetting, KeySource, Listener, RateLimitConfig,
+    ReplyConfig, Setting,
 };
 pub use error::{ApiError, StartError};
 pub use reply::TrackerReplySink;

@@ -3,7 +3,8 @@
 //! - `http_server_request_duration_seconds{http_request_method, http_route,
 //!   http_response_status_code}` (histogram; recorded in `middleware`);
 //! - `gbal_balance_outcomes_total{api_version, outcome}`;
-//! - `gbal_rate_limit_refusals_total{reason}`: `client` and `gms_query_limit` here;
+//! - `gbal_rate_limit_refusals_total{reason}`: `client` (a caller over its rate),
+//!   `client_in_flight` (over its requests in flight) and `gms_query_limit` here;
 //!   `caller_grn` (the replica's memory of the lock) and `cluster_lock` (the tracker's lock)
 //!   are the lock mirror's (`gbal_tracker::LockMirror`), published by the binary;
 //! - `gbal_balance_checks_in_flight` (gauge): checks inside the balance service right now;
@@ -45,10 +46,11 @@ fn rate_limit_refusal(reason: &'static str) {
     metrics::counter!("gbal_rate_limit_refusals_total", "reason" => reason).increment(1);
 }
 
-/// Counts a request refused because its caller is over its rate; `check` when the request
-/// was a balance check.
-pub(crate) fn caller_over_rate(version: ApiVersion, check: bool) {
-    rate_limit_refusal("client");
+/// Counts a request refused because its caller is over one of its own limits (`reason`:
+/// `client` for its rate, `client_in_flight` for its requests in flight); `check` when the
+/// request was a balance check.
+pub(crate) fn caller_refused(version: ApiVersion, reason: &'static str, check: bool) {
+    rate_limit_refusal(reason);
     if check {
         balance_outcome(version, "rate_limited");
     }

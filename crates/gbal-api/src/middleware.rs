@@ -19,28 +19,35 @@
 //!    body limit's 413) the same JSON body as every other error.
 //! 8. `CatchPanicLayer`: a panicking handler becomes the opaque 500 body (the panic is logged).
 //! 9. `TimeoutLayer`: a request still running after `request_timeout` is answered 503.
-//! 10. `RequestBodyLimitLayer`: bodies over the listener's limit are refused with 413. A body
+//! 10. `body_deadline`: the body must have arrived within the listener's body timeout of the
+//!     request's head; reading it fails after that (400, and the connection is closed), so a
+//!     body trickled a byte at a time holds nothing for long. Nothing here reads the body: it
+//!     is read, if at all, after authentication.
+//! 11. `RequestBodyLimitLayer`: bodies over the listener's limit are refused with 413. A body
 //!     whose declared length is over the limit is refused here, before authentication: it is
 //!     the cheapest refusal and tells an unauthenticated caller nothing.
 //!
-//! Then routing; on the balance routes, the bound on requests in flight
-//! ([`shed_past_limit`]); then the handler's extractors: auth and, right after it, the
-//! caller's request rate (`auth::Caller`), then Accept, body, fields; then the balance
-//! service, whose tracker answers the once-a-minute lock.
+//! Then routing; then the handler's extractors: auth and, right after it, the caller's
+//! limits and a place among the replica's requests in flight (`auth::Caller`, `limit`), then
+//! Accept, body, fields; then the balance service, whose tracker answers the once-a-minute
+//! lock. The connection limits (header read, idle, count, head size) are the server's, in
+//! `serve`.
 
 use std::any::Any;
-use std::sync::Arc;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::body::Body;
+use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{FromRequestParts, MatchedPath, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use gbal_core::CallContext;
-use tokio::sync::Semaphore;
+use hyper::body::{Frame, SizeHint};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
@@ -58,6 +65,7 @@ pub(crate) const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id"
 pub(crate) fn around<S: Clone + Send + Sync + 'static>(
     router: Router<S>,
     body_limit: usize,
+    body_timeout: Duration,
     request_timeout: Duration,
 ) -> Router<S> {
     router.layer(
@@ -78,48 +86,79 @@ pub(crate) fn around<S: Clone + Send + Sync + 'static>(
                 StatusCode::SERVICE_UNAVAILABLE,
                 request_timeout,
             ))
+            .layer(middleware::from_fn_with_state(body_timeout, body_deadline))
             .layer(RequestBodyLimitLayer::new(body_limit)),
     )
 }
 
-/// The balance requests being served right now, up to a bound.
-#[derive(Debug, Clone)]
-pub(crate) struct InFlightLimit {
-    permits: Arc<Semaphore>,
+/// Gives the request's body a deadline: `timeout` from now, the arrival of its head.
+async fn body_deadline(
+    axum::extract::State(timeout): axum::extract::State<Duration>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let deadline = tokio::time::Instant::now() + timeout;
+    next.run(request.map(|body| {
+        if body.is_end_stream() {
+            body
+        } else {
+            Body::new(DeadlineBody::new(body, deadline))
+        }
+    }))
+    .await
 }
 
-impl InFlightLimit {
-    /// Room for `max` requests at once (at least one).
-    pub(crate) fn new(max: usize) -> Self {
+/// Reading a request body past its deadline.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body did not arrive within its deadline")]
+pub(crate) struct BodyTimedOut;
+
+/// A request body that fails once its deadline has passed. The timer is armed only when a
+/// read has to wait, so a body that has already arrived costs none.
+struct DeadlineBody {
+    inner: Body,
+    deadline: tokio::time::Instant,
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl DeadlineBody {
+    fn new(inner: Body, deadline: tokio::time::Instant) -> Self {
         Self {
-            permits: Arc::new(Semaphore::new(max.clamp(1, Semaphore::MAX_PERMITS))),
+            inner,
+            deadline,
+            sleep: None,
         }
     }
 }
 
-/// Serves the request if fewer than the bound are in flight, else answers 503 with
-/// `Retry-After` at once: past the bound a replica sheds load instead of piling up requests
-/// (and memory) behind a slow database or GMS. The refusal happens before the request is
-/// authenticated or read, so it costs next to nothing.
-pub(crate) async fn shed_past_limit(
-    axum::extract::State(limit): axum::extract::State<InFlightLimit>,
-    request: Request,
-    next: Next,
-) -> Response {
-    match Arc::clone(&limit.permits).try_acquire_owned() {
-        Ok(permit) => {
-            let response = next.run(request).await;
-            drop(permit);
-            response
+impl HttpBody for DeadlineBody {
+    type Data = Bytes;
+    type Error = axum::BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = &mut *self;
+        if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
+            return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
         }
-        Err(_) => {
-            crate::metric::shed();
-            ApiError::ServiceUnavailable {
-                retry_after: Duration::from_secs(1),
-                reason: "too many requests in flight on this replica".to_owned(),
-            }
-            .into_response()
+        let deadline = this.deadline;
+        let sleep = this
+            .sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        match sleep.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Some(Err(BodyTimedOut.into()))),
+            Poll::Pending => Poll::Pending,
         }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }
 
@@ -306,6 +345,39 @@ mod tests {
             let method = Method::from_bytes(made_up.as_bytes()).unwrap();
             assert_eq!(method_label(&method), "other", "{made_up}");
         }
+    }
+
+    /// A body that sends its first bytes and then nothing more, ever.
+    struct Stalls(Option<Bytes>);
+
+    impl HttpBody for Stalls {
+        type Data = Bytes;
+        type Error = std::convert::Infallible;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+            match self.0.take() {
+                Some(bytes) => Poll::Ready(Some(Ok(Frame::data(bytes)))),
+                None => Poll::Pending,
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_body_past_its_deadline_fails_and_one_in_time_is_read() {
+        let stalls = Body::new(Stalls(Some(Bytes::from_static(b"{"))));
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(200);
+        let body = Body::new(DeadlineBody::new(stalls, deadline));
+        let started = Instant::now();
+        let error = axum::body::to_bytes(body, 1024).await.unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(2), "{error}");
+        assert!(format!("{error:?}").contains("BodyTimedOut"), "{error:?}");
+
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(200);
+        let body = Body::new(DeadlineBody::new(Body::from("{}"), deadline));
+        assert_eq!(axum::body::to_bytes(body, 1024).await.unwrap(), "{}");
     }
 
     #[test]

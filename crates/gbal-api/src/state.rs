@@ -9,7 +9,7 @@ use gbal_core::BalanceService;
 use crate::authenticator::Authenticator;
 use crate::config::ApiConfig;
 use crate::error::StartError;
-use crate::limit::CallerLimits;
+use crate::limit::{CallerLimits, ReplicaInFlight};
 
 /// How long `/readyz` reuses the request store's last answer: a flood of probes costs the
 /// database about one ping a second.
@@ -18,8 +18,9 @@ pub(crate) const READINESS_CACHE: Duration = Duration::from_secs(1);
 /// Renders the metrics registry as Prometheus text (the binary passes its recorder's handle).
 pub type MetricsRender = Arc<dyn Fn() -> String + Send + Sync>;
 
-/// What the handlers share: the balance service, the authenticator, the per-caller limiter,
-/// the store's last readiness, the settings and the shutdown flag. Cheap to clone.
+/// What the handlers share: the balance service, the authenticator, the per-caller limits,
+/// the replica's requests in flight, the store's last readiness, the settings and the
+/// shutdown flag. Cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
     inner: Arc<Inner>,
@@ -30,6 +31,7 @@ struct Inner {
     service: BalanceService,
     auth: Authenticator,
     limits: CallerLimits,
+    in_flight: ReplicaInFlight,
     /// When the store last answered a readiness ping, and how; held while a ping runs, so
     /// that concurrent probes share it.
     store_readiness: tokio::sync::Mutex<Option<(Instant, Result<(), String>)>>,
@@ -67,12 +69,14 @@ impl AppState {
         config.base_path = config.normalised_base_path()?;
         let auth = Authenticator::new(&config.auth).await?;
         let limits = CallerLimits::new(&config.rate_limit)?;
+        let in_flight = ReplicaInFlight::new(config.max_in_flight);
         Ok(Self {
             inner: Arc::new(Inner {
                 config,
                 service,
                 auth,
                 limits,
+                in_flight,
                 store_readiness: tokio::sync::Mutex::new(None),
                 metrics,
                 draining: AtomicBool::new(false),
@@ -96,6 +100,10 @@ impl AppState {
 
     pub(crate) fn limits(&self) -> &CallerLimits {
         &self.inner.limits
+    }
+
+    pub(crate) fn in_flight(&self) -> &ReplicaInFlight {
+        &self.inner.in_flight
     }
 
     /// Whether the request store answers: its answer to a ping within the readiness timeout,

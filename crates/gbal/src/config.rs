@@ -18,7 +18,9 @@ use std::time::Duration;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
-use gbal_api::{ApiConfig, KeySource, RateLimitConfig, ReplyConfig, Setting};
+use gbal_api::{
+    ApiConfig, ConnectionLimits, KeySource, Listener, RateLimitConfig, ReplyConfig, Setting,
+};
 use gbal_core::BalanceConfig;
 use gbal_gms::{
     BearerToken, BreakerConfig, Dataset, EisJsonConfig, EmbeddedConfig, NctsXmlConfig, QueryLimit,
@@ -120,6 +122,12 @@ pub struct PublicConfig {
     pub request_timeout: HumanDuration,
     pub max_in_flight: usize,
     pub readiness_timeout: HumanDuration,
+    pub header_read_timeout: HumanDuration,
+    pub idle_timeout: HumanDuration,
+    pub max_connections: usize,
+    pub max_header_bytes: usize,
+    pub max_headers: usize,
+    pub body_timeout: HumanDuration,
 }
 
 /// `[internal]`; checked by the front door ([`Config::api`]) and, for the transport that
@@ -130,6 +138,12 @@ pub struct InternalConfig {
     pub listen: SocketAddr,
     pub reply_token: Secret,
     pub body_limit: usize,
+    pub header_read_timeout: HumanDuration,
+    pub idle_timeout: HumanDuration,
+    pub max_connections: usize,
+    pub max_header_bytes: usize,
+    pub max_headers: usize,
+    pub body_timeout: HumanDuration,
 }
 
 /// `[database]`.
@@ -174,6 +188,7 @@ pub struct BalanceSection {
 pub struct RateLimitSection {
     pub per_second: u32,
     pub burst: u32,
+    pub max_in_flight: u32,
 }
 
 /// `[expiry]`.
@@ -465,6 +480,8 @@ impl Config {
             request_timeout: self.public.request_timeout.0,
             readiness_timeout: self.public.readiness_timeout.0,
             shutdown_delay: self.shutdown.delay.0,
+            public_connections: self.public.connection_limits(),
+            internal_connections: self.internal.connection_limits(),
             auth: gbal_api::AuthConfig {
                 algorithms,
                 keys,
@@ -476,6 +493,7 @@ impl Config {
             rate_limit: RateLimitConfig {
                 per_second: self.rate_limit.per_second,
                 burst: self.rate_limit.burst,
+                max_in_flight: self.rate_limit.max_in_flight,
             },
             reply: ReplyConfig {
                 token: reply_token,
@@ -535,6 +553,34 @@ impl Config {
     }
 }
 
+impl PublicConfig {
+    /// The public listener's connection limits.
+    fn connection_limits(&self) -> ConnectionLimits {
+        ConnectionLimits {
+            header_read_timeout: self.header_read_timeout.0,
+            idle_timeout: self.idle_timeout.0,
+            max_connections: self.max_connections,
+            max_header_bytes: self.max_header_bytes,
+            max_headers: self.max_headers,
+            body_timeout: self.body_timeout.0,
+        }
+    }
+}
+
+impl InternalConfig {
+    /// The internal listener's connection limits.
+    fn connection_limits(&self) -> ConnectionLimits {
+        ConnectionLimits {
+            header_read_timeout: self.header_read_timeout.0,
+            idle_timeout: self.idle_timeout.0,
+            max_connections: self.max_connections,
+            max_header_bytes: self.max_header_bytes,
+            max_headers: self.max_headers,
+            body_timeout: self.body_timeout.0,
+        }
+    }
+}
+
 /// The key of a front-door setting. `AuthKeys` is the key of the source in force.
 fn api_key(api: &ApiConfig, setting: Setting) -> &'static str {
     match setting {
@@ -556,6 +602,19 @@ fn api_key(api: &ApiConfig, setting: Setting) -> &'static str {
         Setting::AuthScope => "auth.scope",
         Setting::RatePerSecond => "rate_limit.per_second",
         Setting::RateBurst => "rate_limit.burst",
+        Setting::CallerMaxInFlight => "rate_limit.max_in_flight",
+        Setting::HeaderReadTimeout(Listener::Public) => "public.header_read_timeout",
+        Setting::HeaderReadTimeout(Listener::Internal) => "internal.header_read_timeout",
+        Setting::IdleTimeout(Listener::Public) => "public.idle_timeout",
+        Setting::IdleTimeout(Listener::Internal) => "internal.idle_timeout",
+        Setting::MaxConnections(Listener::Public) => "public.max_connections",
+        Setting::MaxConnections(Listener::Internal) => "internal.max_connections",
+        Setting::MaxHeaderBytes(Listener::Public) => "public.max_header_bytes",
+        Setting::MaxHeaderBytes(Listener::Internal) => "internal.max_header_bytes",
+        Setting::MaxHeaders(Listener::Public) => "public.max_headers",
+        Setting::MaxHeaders(Listener::Internal) => "internal.max_headers",
+        Setting::BodyTimeout(Listener::Public) => "public.body_timeout",
+        Setting::BodyTimeout(Listener::Internal) => "internal.body_timeout",
         Setting::RecipientPrefix => "gms.sender_prefix",
     }
 }
@@ -1288,6 +1347,44 @@ mod tests {
                 }
             });
         }
+    }
+
+    #[test]
+    fn connection_limits_and_caller_in_flight_are_checked_by_key() {
+        for (key, value, ok) in [
+            ("GBAL_PUBLIC__HEADER_READ_TIMEOUT", "0s", false),
+            ("GBAL_INTERNAL__HEADER_READ_TIMEOUT", "0s", false),
+            ("GBAL_PUBLIC__IDLE_TIMEOUT", "0s", false),
+            ("GBAL_INTERNAL__IDLE_TIMEOUT", "0s", false),
+            ("GBAL_PUBLIC__IDLE_TIMEOUT", "1m", true),
+            ("GBAL_PUBLIC__BODY_TIMEOUT", "0s", false),
+            ("GBAL_INTERNAL__BODY_TIMEOUT", "0s", false),
+            ("GBAL_PUBLIC__MAX_CONNECTIONS", "0", false),
+            ("GBAL_INTERNAL__MAX_CONNECTIONS", "0", false),
+            ("GBAL_PUBLIC__MAX_CONNECTIONS", "1", true),
+            ("GBAL_PUBLIC__MAX_HEADER_BYTES", "4095", false),
+            ("GBAL_PUBLIC__MAX_HEADER_BYTES", "4096", true),
+            ("GBAL_INTERNAL__MAX_HEADER_BYTES", "262145", false),
+            ("GBAL_PUBLIC__MAX_HEADERS", "15", false),
+            ("GBAL_INTERNAL__MAX_HEADERS", "1001", false),
+            ("GBAL_RATE_LIMIT__MAX_IN_FLIGHT", "0", false),
+            ("GBAL_RATE_LIMIT__MAX_IN_FLIGHT", "1", true),
+        ] {
+            jailed(|jail| {
+                jail.set_env("GBAL_AUTH__JWKS_URL", "https://auth.example/jwks");
+                jail.set_env(key, value);
+                let loaded = load(jail, None);
+                assert_eq!(loaded.is_ok(), ok, "{key}={value}: {loaded:?}");
+                if let Err(e) = loaded {
+                    let name = key["GBAL_".len()..].to_ascii_lowercase().replace("__", ".");
+                    assert!(e.0.starts_with(&format!("{name}: ")), "{e}");
+                }
+            });
+        }
+        let api = Config::builtin().api().expect("the defaults");
+        assert_eq!(api.public_connections.max_connections, 2048);
+        assert_eq!(api.internal_connections.max_connections, 256);
+        assert_eq!(api.rate_limit.max_in_flight, 32);
     }
 
     #[test]

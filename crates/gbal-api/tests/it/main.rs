@@ -4,6 +4,8 @@ mod support;
 
 mod auth;
 mod cluster;
+mod connections;
+mod fairness;
 mod http_flow;
 mod labels;
 mod openapi;

@@ -2,7 +2,7 @@
 //! into the settings of an app under test as `gbal serve` turns it with no configuration
 //! (read by `gbal_testkit::defaults`).
 
-use gbal_api::{ApiConfig, AuthConfig, KeySource, RateLimitConfig, ReplyConfig};
+use gbal_api::{ApiConfig, AuthConfig, ConnectionLimits, KeySource, RateLimitConfig, ReplyConfig};
 use gbal_core::BalanceConfig;
 use gbal_gms::{
     BearerToken, BreakerConfig, Dataset, EmbeddedConfig, NctsXmlConfig, QueryLimit, RetryPolicy,
@@ -37,6 +37,19 @@ pub fn auth(keys: KeySource) -> AuthConfig {
     }
 }
 
+/// The connection limits of the listener `section` (`public` or `internal`).
+pub fn connections(section: &str) -> ConnectionLimits {
+    let key = |name: &str| format!("{section}.{name}");
+    ConnectionLimits {
+        header_read_timeout: duration(&key("header_read_timeout")),
+        idle_timeout: duration(&key("idle_timeout")),
+        max_connections: integer(&key("max_connections")),
+        max_header_bytes: integer(&key("max_header_bytes")),
+        max_headers: integer(&key("max_headers")),
+        body_timeout: duration(&key("body_timeout")),
+    }
+}
+
 /// The front door's settings, with `auth` and replies authenticated by `reply_token`.
 pub fn api(auth: AuthConfig, reply_token: &str) -> ApiConfig {
     ApiConfig {
@@ -47,10 +60,13 @@ pub fn api(auth: AuthConfig, reply_token: &str) -> ApiConfig {
         request_timeout: duration("public.request_timeout"),
         readiness_timeout: duration("public.readiness_timeout"),
         shutdown_delay: duration("shutdown.delay"),
+        public_connections: connections("public"),
+        internal_connections: connections("internal"),
         auth,
         rate_limit: RateLimitConfig {
             per_second: integer("rate_limit.per_second"),
             burst: integer("rate_limit.burst"),
+            max_in_flight: integer("rate_limit.max_in_flight"),
         },
         reply: ReplyConfig {
             token: reply_token.to_owned(),

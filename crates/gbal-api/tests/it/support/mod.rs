@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod defaults;
+pub mod served;
 
 use std::path::PathBuf;
 use std::sync::Arc;
