@@ -36,5 +36,6 @@ pub use outcome::{Balance, ErrorType, NctsError, Outcome};
 pub use request::{ApiVersion, BalanceQuery, BalanceRequest, CallerId, NewBalanceRequest};
 pub use tin::Tin;
 pub use tracker::{
-    Completion, CompletionWatch, LockOutcome, ReplyMatch, Tracker, TrackerError, lock_then_insert,
+    Completion, CompletionWatch, LockOutcome, PendingRequests, ReplyMatch, Tracker, TrackerError,
+    lock_then_insert,
 };

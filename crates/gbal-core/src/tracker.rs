@@ -58,6 +58,15 @@ pub enum LockOutcome {
     },
 }
 
+/// The requests a store holds without an outcome: recorded, not answered, not expired.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PendingRequests {
+    /// How many there are.
+    pub count: u64,
+    /// How long ago the oldest of them was made; `None` when there are none.
+    pub oldest_age: Option<Duration>,
+}
+
 /// Tracker failures.
 #[derive(Debug, thiserror::Error)]
 pub enum TrackerError {
@@ -284,4 +293,15 @@ pub trait Tracker: Send + Sync + Debug {
 
     /// Whether the store answers (for readiness).
     async fn ping(&self) -> Result<(), TrackerError>;
+
+    /// The requests without an outcome that have not expired at `now`, read from the whole
+    /// store (every replica's requests): a scan of the live requests, so for a gauge read
+    /// every few seconds, not for a request's path. A store that cannot count says so with
+    /// [`TrackerError::Other`].
+    async fn pending(&self, now: OffsetDateTime) -> Result<PendingRequests, TrackerError> {
+        let _ = now;
+        Err(TrackerError::Other(
+            "this request store does not count its pending requests".to_owned(),
+        ))
+    }
 }

@@ -13,7 +13,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use gbal_core::{
     BalanceRequest, BalanceRequestId, CallerId, Completion, CompletionWatch, LockOutcome,
-    MessageId, NewBalanceRequest, Outcome, ReplyMatch, Tracker, TrackerError, lock_then_insert,
+    MessageId, NewBalanceRequest, Outcome, PendingRequests, ReplyMatch, Tracker, TrackerError,
+    lock_then_insert,
 };
 use sqlx::FromRow;
 use sqlx::migrate::Migrator;
@@ -25,7 +26,7 @@ use crate::connections::PgConnections;
 use crate::error::timed_out;
 use crate::listener::{Listener, completion_channel};
 use crate::lock::held_until;
-use crate::row::{OutcomeColumns, StoredRequest};
+use crate::row::{OutcomeColumns, StoredRequest, pending_requests};
 use crate::waiters::{self, Waiters};
 
 /// The PostgreSQL migrations (`migrations/postgres`).
@@ -177,6 +178,13 @@ const EXPIRE_LOCKS: &str = "DELETE FROM request_locks WHERE key IN \
      (SELECT key FROM request_locks WHERE expires_at <= COALESCE($1::timestamptz, now()) \
       ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED)";
 
+/// The live requests without an outcome: how many, and when the oldest was made. It reads
+/// every live request through the expiry index (no index tells the pending ones apart: one
+/// on `status` would make every completing update write all the indexes, measured at 9%
+/// fewer requests per second), about 0.3 us a row.
+const PENDING: &str = "SELECT count(*), min(requested_at), COALESCE($1::timestamptz, now()) \
+     FROM balance_requests WHERE expires_at > COALESCE($1::timestamptz, now()) AND status IS NULL";
+
 /// The SQL of one request's hot path, for comparisons with `pgbench`: taking its lock and
 /// recording it, then completing it (with the notification).
 pub mod sql {
@@ -207,6 +215,9 @@ pub mod sql {
     pub const EXPIRE_REQUESTS: &str = super::EXPIRE_REQUESTS;
     /// Deletes a batch of lapsed locks: `$1` now, `$2` batch size.
     pub const EXPIRE_LOCKS: &str = super::EXPIRE_LOCKS;
+    /// Counts the live requests without an outcome, and reads the oldest one's time: `$1`
+    /// now.
+    pub const PENDING: &str = super::PENDING;
 }
 
 #[derive(FromRow)]
@@ -800,6 +811,21 @@ impl Tracker for PgTracker {
             Ok(())
         })
         .await
+    }
+
+    async fn pending(&self, now: OffsetDateTime) -> Result<PendingRequests, TrackerError> {
+        let (count, oldest, now) = self
+            .bounded(async {
+                let mut lease = self.conns.acquire().await?;
+                let row =
+                    sqlx::query_as::<_, (i64, Option<OffsetDateTime>, OffsetDateTime)>(PENDING)
+                        .bind(self.at(now))
+                        .fetch_one(lease.conn())
+                        .await;
+                lease.check(row)
+            })
+            .await?;
+        Ok(pending_requests(count, oldest, now))
     }
 }
 

@@ -4,8 +4,8 @@
 use gbal_core::outcome::{Balance, NctsError};
 use gbal_core::request::CallerId;
 use gbal_core::{
-    Amount, ApiVersion, BalanceRequest, BalanceRequestId, Currency, Grn, MessageId, Outcome, Tin,
-    TrackerError,
+    Amount, ApiVersion, BalanceRequest, BalanceRequestId, Currency, Grn, MessageId, Outcome,
+    PendingRequests, Tin, TrackerError,
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -164,6 +164,19 @@ pub(crate) fn to_micros(t: OffsetDateTime) -> i64 {
 pub(crate) fn from_micros(micros: i64) -> Result<OffsetDateTime, TrackerError> {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1_000)
         .map_err(|e| TrackerError::Corrupt(format!("bad time {micros}: {e}")))
+}
+
+/// The pending requests from what both stores' count reads: how many, and the oldest one's
+/// time, aged at `now` (never below zero, whichever clock made the request).
+pub(crate) fn pending_requests(
+    count: i64,
+    oldest: Option<OffsetDateTime>,
+    now: OffsetDateTime,
+) -> PendingRequests {
+    PendingRequests {
+        count: u64::try_from(count).unwrap_or(0),
+        oldest_age: oldest.map(|t| (now - t).try_into().unwrap_or_default()),
+    }
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use gbal_core::{
     BalanceRequest, BalanceRequestId, CallerId, Completion, CompletionWatch, LockOutcome,
-    MessageId, NewBalanceRequest, Outcome, Tracker, TrackerError,
+    MessageId, NewBalanceRequest, Outcome, PendingRequests, Tracker, TrackerError,
 };
 use sqlx::FromRow;
 use sqlx::migrate::Migrator;
@@ -21,7 +21,7 @@ use uuid::Uuid;
 
 use crate::error::from_sqlx;
 use crate::lock::{held_until, lock_expiry};
-use crate::row::{OutcomeColumns, StoredRequest, from_micros, to_micros};
+use crate::row::{OutcomeColumns, StoredRequest, from_micros, pending_requests, to_micros};
 use crate::waiters::{self, Waiters};
 
 /// The SQLite migrations (`migrations/sqlite`).
@@ -91,6 +91,9 @@ const EXPIRE_REQUESTS: &str = "DELETE FROM balance_requests WHERE id IN \
 
 const EXPIRE_LOCKS: &str = "DELETE FROM request_locks WHERE key IN \
      (SELECT key FROM request_locks WHERE expires_at <= ?1 ORDER BY expires_at LIMIT ?2)";
+
+const PENDING: &str = "SELECT count(*), min(requested_at) FROM balance_requests \
+     WHERE expires_at > ?1 AND status IS NULL";
 
 #[derive(FromRow)]
 struct SqliteRequestRow {
@@ -487,5 +490,18 @@ impl Tracker for SqliteTracker {
             .await
             .map_err(from_sqlx)?;
         Ok(())
+    }
+
+    async fn pending(&self, now: OffsetDateTime) -> Result<PendingRequests, TrackerError> {
+        let (count, oldest): (i64, Option<i64>) = sqlx::query_as(PENDING)
+            .bind(to_micros(now))
+            .fetch_one(&self.pool)
+            .await
+            .map_err(from_sqlx)?;
+        Ok(pending_requests(
+            count,
+            oldest.map(from_micros).transpose()?,
+            now,
+        ))
     }
 }

@@ -61,6 +61,7 @@ on_every_store!(
     complete_matching_stores_only_a_matching_reply,
     a_watch_sees_a_completion_that_came_before_the_wait,
     expire_deletes_only_expired_rows_in_batches,
+    pending_counts_live_requests_without_an_outcome,
     concurrent_inserts_get_distinct_ids,
     concurrent_completions_store_once,
     concurrent_lock_attempts_admit_one,

@@ -74,6 +74,12 @@ fn lookups() -> Vec<(&'static str, &'static str, Vec<&'static str>, &'static str
             vec![NOW, "100"],
             "request_locks_expires_at",
         ),
+        (
+            sql::PENDING,
+            "timestamptz",
+            vec![NOW],
+            "balance_requests_expires_at",
+        ),
     ]
 }
 

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use gbal_core::{
     BalanceRequest, BalanceRequestId, Completion, LockOutcome, MessageId, NewBalanceRequest,
-    Outcome, ReplyMatch, SystemClock, Tracker, TrackerError,
+    Outcome, PendingRequests, ReplyMatch, SystemClock, Tracker, TrackerError,
 };
 use gbal_tracker::{expire_all, run_expiry_counting};
 use time::OffsetDateTime;
@@ -640,6 +640,48 @@ pub async fn expire_deletes_only_expired_rows_in_batches(t: Arc<dyn Tracker>) {
     assert_eq!(expire_all(t.as_ref(), at, 2).await.unwrap(), 0);
     // A microsecond later the live ones have expired too.
     assert_eq!(expire_all(t.as_ref(), at + micros(1), 2).await.unwrap(), 5);
+}
+
+pub async fn pending_counts_live_requests_without_an_outcome(t: Arc<dyn Tracker>) {
+    let at = now();
+    let secs = time::Duration::seconds;
+    let pending = |count, oldest: Option<i64>| PendingRequests {
+        count,
+        oldest_age: oldest.map(|s| Duration::from_secs(s.unsigned_abs())),
+    };
+    assert_eq!(t.pending(at).await.unwrap(), pending(0, None));
+
+    // Three waiting for their reply (one of them another caller's, over v2), one answered,
+    // and one that expires exactly now (`expires_at <= now` is expired).
+    let oldest = request_at(at - secs(40));
+    let middle = NewBalanceRequest {
+        caller: caller("client-2"),
+        api_version: gbal_core::ApiVersion::V2,
+        grn: gbal_core::Grn::parse_v2("24GB1234567890AB3").unwrap(),
+        tin: None,
+        ..request_at(at - secs(20))
+    };
+    let newest = request_at(at - secs(10));
+    let answered = request_at(at - secs(50));
+    let lapsed = request_expiring(at - time::Duration::HOUR, at);
+    for new in [&oldest, &middle, &newest, &answered, &lapsed] {
+        t.insert(new).await.unwrap();
+    }
+    stored(t.as_ref(), &answered, &balance("1"), at - secs(45)).await;
+    assert_eq!(t.pending(at).await.unwrap(), pending(3, Some(40)));
+    // The oldest grows older until its reply comes; then the next is the oldest.
+    assert_eq!(t.pending(at + secs(5)).await.unwrap(), pending(3, Some(45)));
+    stored(t.as_ref(), &oldest, &functional_error(), at).await;
+    assert_eq!(t.pending(at).await.unwrap(), pending(2, Some(20)));
+    // Expired requests are not counted, answered or not, deleted or not.
+    assert_eq!(
+        t.pending(newest.expires_at).await.unwrap(),
+        pending(0, None)
+    );
+    assert_eq!(
+        t.pending(middle.expires_at).await.unwrap(),
+        pending(1, Some(3600 - 10))
+    );
 }
 
 pub async fn concurrent_inserts_get_distinct_ids(t: Arc<dyn Tracker>) {
