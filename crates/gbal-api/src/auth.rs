@@ -54,7 +54,7 @@ impl<V: Version> FromRequestParts<AppState> for Caller<V> {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let token = bearer_token(parts).ok_or(ApiError::Unauthorized("no bearer token"))?;
-        let id = state.auth().verify(token)?;
+        let id = state.auth().verify(token).await?;
         tracing::Span::current().record("caller", id.as_str());
         // Every POST of the API is a balance check, which ends here when refused.
         let check = parts.method == Method::POST;

@@ -59,6 +59,11 @@ pub struct AuthConfig {
     pub required_scope: String,
     /// Clock skew allowed on `exp` and `nbf`.
     pub leeway: Duration,
+    /// JWKS keys not refreshed for this long are dropped (every token is refused and
+    /// readiness fails until a refresh succeeds). Not used with a shared secret.
+    pub jwks_max_age: Duration,
+    /// The largest JWKS document read, from a file or a URL.
+    pub jwks_max_bytes: usize,
 }
 
 /// What one listener allows a connection and its requests.
@@ -187,6 +192,12 @@ pub enum Setting {
     AuthAudience,
     /// [`AuthConfig::required_scope`].
     AuthScope,
+    /// The `refresh` of a JWKS [`KeySource`].
+    AuthJwksRefresh,
+    /// [`AuthConfig::jwks_max_age`].
+    AuthJwksMaxAge,
+    /// [`AuthConfig::jwks_max_bytes`].
+    AuthJwksMaxBytes,
     /// [`RateLimitConfig::per_second`].
     RatePerSecond,
     /// [`RateLimitConfig::burst`].
@@ -226,6 +237,9 @@ impl Setting {
             Setting::AuthIssuer => "auth.issuer",
             Setting::AuthAudience => "auth.audience",
             Setting::AuthScope => "auth.required_scope",
+            Setting::AuthJwksRefresh => "auth.keys.refresh",
+            Setting::AuthJwksMaxAge => "auth.jwks_max_age",
+            Setting::AuthJwksMaxBytes => "auth.jwks_max_bytes",
             Setting::RatePerSecond => "rate_limit.per_second",
             Setting::RateBurst => "rate_limit.burst",
             Setting::CallerMaxInFlight => "rate_limit.max_in_flight",
@@ -411,7 +425,7 @@ impl AuthConfig {
                     ));
                 }
             }
-            KeySource::JwksFile { .. } | KeySource::JwksUrl { .. } => {
+            KeySource::JwksFile { refresh, .. } | KeySource::JwksUrl { refresh, .. } => {
                 if algorithms
                     .iter()
                     .any(|a| matches!(a, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512))
@@ -420,6 +434,22 @@ impl AuthConfig {
                         Setting::AuthAlgorithms,
                         "HMAC algorithms need a shared secret, not a JWKS",
                     ));
+                }
+                if *refresh < Duration::from_secs(1) {
+                    return Err(invalid(Setting::AuthJwksRefresh, "must be at least 1s"));
+                }
+                if self.jwks_max_age <= *refresh {
+                    return Err(invalid(
+                        Setting::AuthJwksMaxAge,
+                        format!(
+                            "{:?} must be longer than the refresh period ({refresh:?}), or the \
+                             keys would be dropped between two refreshes",
+                            self.jwks_max_age
+                        ),
+                    ));
+                }
+                if self.jwks_max_bytes < 1024 {
+                    return Err(invalid(Setting::AuthJwksMaxBytes, "must be at least 1024"));
                 }
             }
         }

@@ -31,14 +31,15 @@ pub(crate) async fn livez() -> Response {
     (StatusCode::OK, axum::Json(ProbeOk { status: "UP" })).into_response()
 }
 
-/// Ready for traffic: the process is not shutting down and the request store answers within
-/// the readiness timeout (its answer reused for a second, so a flood of probes costs the
-/// database about one ping a second). GMS is not consulted: its outage must not take every
-/// replica out of the load balancer at once.
+/// Ready for traffic: the process is not shutting down, tokens can be verified (keys loaded
+/// and not older than their maximum age) and the request store answers within the readiness
+/// timeout (its answer reused for a second, so a flood of probes costs the database about one
+/// ping a second). GMS is not consulted: its outage must not take every replica out of the
+/// load balancer at once.
 #[utoipa::path(get, path = "/readyz", tag = "probes",
     responses(
         (status = 200, description = "Ready", body = ProbeOk),
-        (status = 503, description = "SERVICE_UNAVAILABLE: shutting down or the database does not answer", body = ErrorBody),
+        (status = 503, description = "SERVICE_UNAVAILABLE: shutting down, no usable token keys, or the database does not answer", body = ErrorBody),
     ))]
 pub(crate) async fn readyz(State(state): State<AppState>) -> Result<Response, ApiError> {
     let unavailable = |reason: String| ApiError::ServiceUnavailable {
@@ -48,6 +49,7 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Result<Response, Ap
     if state.is_draining() {
         return Err(unavailable("shutting down".to_owned()));
     }
+    state.auth().readiness().map_err(unavailable)?;
     state.store_readiness().await.map_err(unavailable)?;
     Ok((StatusCode::OK, axum::Json(ProbeOk { status: "READY" })).into_response())
 }

@@ -286,19 +286,20 @@ const LIMITER_CLEANUP: Duration = Duration::from_secs(10);
 
 fn spawn_jobs(state: &AppState, stop: &CancellationToken) -> Vec<tokio::task::JoinHandle<()>> {
     let mut jobs = Vec::new();
-    if let Some(every) = state.auth().refresh_interval() {
+    if state.auth().refresh_interval().is_some() {
         let state = state.clone();
         let stop = stop.clone();
         jobs.push(tokio::spawn(async move {
-            let mut ticks = tokio::time::interval(every);
-            ticks.tick().await;
-            loop {
+            // Soon after a failure (a JWKS URL down at start included), else every period.
+            while let Some(wait) = state.auth().next_refresh() {
                 tokio::select! {
                     () = stop.cancelled() => break,
-                    _ = ticks.tick() => {
+                    () = tokio::time::sleep(wait) => {
                         if let Err(error) = state.refresh_keys().await {
-                            tracing::warn!(error = %error, "the token keys could not be refreshed; the previous ones stay in use");
+                            tracing::warn!(error = %error, "the token keys could not be refreshed; the previous ones stay in use until auth.jwks_max_age");
                         }
+                        // Logs, once, when the keys in use have just become too old.
+                        let _ = state.auth().readiness();
                     }
                 }
             }

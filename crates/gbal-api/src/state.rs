@@ -50,7 +50,8 @@ impl std::fmt::Debug for AppState {
 }
 
 impl AppState {
-    /// Checks the settings and loads the token keys (fetching a JWKS URL once).
+    /// Checks the settings and loads the token keys (fetching a JWKS URL once: if that fails,
+    /// the state starts without keys, not ready, and `serve`'s refresh job keeps trying).
     pub async fn new(
         mut config: ApiConfig,
         service: BalanceService,
@@ -132,7 +133,8 @@ impl AppState {
         self.inner.metrics.as_ref()
     }
 
-    /// Re-reads (or re-fetches) the token verification keys now; the old ones stay on failure.
+    /// Re-reads (or re-fetches) the token verification keys now; the old ones stay on failure
+    /// (until they are older than `auth.jwks_max_age`).
     pub async fn refresh_keys(&self) -> Result<(), StartError> {
         self.inner.auth.refresh().await
     }

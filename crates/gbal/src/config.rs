@@ -165,6 +165,8 @@ pub struct AuthConfig {
     pub jwks_file: String,
     pub jwks_url: String,
     pub jwks_refresh: HumanDuration,
+    pub jwks_max_age: HumanDuration,
+    pub jwks_max_bytes: usize,
     pub issuer: String,
     pub audience: String,
     pub scope: String,
@@ -489,6 +491,8 @@ impl Config {
                 audience: a.audience.clone(),
                 required_scope: a.scope.clone(),
                 leeway: a.leeway.0,
+                jwks_max_age: a.jwks_max_age.0,
+                jwks_max_bytes: a.jwks_max_bytes,
             },
             rate_limit: RateLimitConfig {
                 per_second: self.rate_limit.per_second,
@@ -600,6 +604,9 @@ fn api_key(api: &ApiConfig, setting: Setting) -> &'static str {
         Setting::AuthIssuer => "auth.issuer",
         Setting::AuthAudience => "auth.audience",
         Setting::AuthScope => "auth.scope",
+        Setting::AuthJwksRefresh => "auth.jwks_refresh",
+        Setting::AuthJwksMaxAge => "auth.jwks_max_age",
+        Setting::AuthJwksMaxBytes => "auth.jwks_max_bytes",
         Setting::RatePerSecond => "rate_limit.per_second",
         Setting::RateBurst => "rate_limit.burst",
         Setting::CallerMaxInFlight => "rate_limit.max_in_flight",
@@ -1338,6 +1345,8 @@ mod tests {
         ] {
             jailed(|jail| {
                 jail.set_env("GBAL_AUTH__JWKS_URL", "https://auth.example/jwks");
+                // Longer than the longest refresh, which auth.jwks_max_age must be.
+                jail.set_env("GBAL_AUTH__JWKS_MAX_AGE", "2d");
                 jail.set_env(key, value);
                 let loaded = load(jail, None);
                 assert_eq!(loaded.is_ok(), ok, "{key}={value}: {loaded:?}");
@@ -1350,7 +1359,7 @@ mod tests {
     }
 
     #[test]
-    fn connection_limits_and_caller_in_flight_are_checked_by_key() {
+    fn connection_limits_caller_in_flight_and_jwks_bounds_are_checked_by_key() {
         for (key, value, ok) in [
             ("GBAL_PUBLIC__HEADER_READ_TIMEOUT", "0s", false),
             ("GBAL_INTERNAL__HEADER_READ_TIMEOUT", "0s", false),
@@ -1369,6 +1378,9 @@ mod tests {
             ("GBAL_INTERNAL__MAX_HEADERS", "1001", false),
             ("GBAL_RATE_LIMIT__MAX_IN_FLIGHT", "0", false),
             ("GBAL_RATE_LIMIT__MAX_IN_FLIGHT", "1", true),
+            ("GBAL_AUTH__JWKS_MAX_AGE", "5m", false),
+            ("GBAL_AUTH__JWKS_MAX_AGE", "5m1s", true),
+            ("GBAL_AUTH__JWKS_MAX_BYTES", "1023", false),
         ] {
             jailed(|jail| {
                 jail.set_env("GBAL_AUTH__JWKS_URL", "https://auth.example/jwks");

@@ -317,7 +317,7 @@ async fn a_jwks_url_is_fetched_and_refreshed() {
         .await;
     let keys = KeySource::JwksUrl {
         url: format!("{}/jwks", server.uri()),
-        refresh: Duration::from_secs(3600),
+        refresh: Duration::from_secs(600),
     };
     let state = app_with_keys(keys, &["RS256"]).await.unwrap();
     let router = gbal_api::public_router(state.clone());

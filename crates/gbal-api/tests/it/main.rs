@@ -7,6 +7,7 @@ mod cluster;
 mod connections;
 mod fairness;
 mod http_flow;
+mod jwks;
 mod labels;
 mod openapi;
 mod pg_flow;

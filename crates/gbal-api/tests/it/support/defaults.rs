@@ -34,6 +34,8 @@ pub fn auth(keys: KeySource) -> AuthConfig {
         audience: string("auth.audience"),
         required_scope: string("auth.scope"),
         leeway: duration("auth.leeway"),
+        jwks_max_age: duration("auth.jwks_max_age"),
+        jwks_max_bytes: integer("auth.jwks_max_bytes"),
     }
 }
 
