@@ -136,8 +136,8 @@ async fn openapi_json_is_served() {
     let reply = app.call(get("/openapi.json")).await;
     assert_eq!(reply.status, 200);
     assert_eq!(reply.header("content-type"), Some("application/json"));
+    // What it holds is checked against the contract in openapi.rs.
     assert_eq!(reply.json()["openapi"], "3.1.0");
-    assert_eq!(reply.text(), gbal_api::openapi::document_json(BASE));
 }
 
 #[tokio::test]
