@@ -214,9 +214,11 @@ fn collector() -> (String, Seen) {
     (url, collector_on(listener))
 }
 
-/// The spans of every trace export a collector was sent: (service name, span name, the
-/// span's string attributes).
-fn spans(seen: &Seen) -> Vec<(String, String, Vec<(String, String)>)> {
+/// One exported span: its service's name, its own name, its string attributes.
+type Span = (String, String, Vec<(String, String)>);
+
+/// The spans of every trace export a collector was sent.
+fn spans(seen: &Seen) -> Vec<Span> {
     let mut out = Vec::new();
     for export in seen.lock().expect("seen").iter() {
         assert_eq!(export.path, "/v1/traces", "{export:?}");
