@@ -20,7 +20,7 @@ pub mod ncts_xml;
 pub mod simulator;
 mod upstream;
 
-pub use breaker::BreakerConfig;
+pub use breaker::{BREAKER_OPEN, BreakerConfig};
 pub use eis_json::{EisJsonConfig, EisJsonGms};
 pub use ncts_xml::{NctsXmlConfig, NctsXmlGms};
 pub use reqwest::Url;

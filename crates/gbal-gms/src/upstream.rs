@@ -158,7 +158,7 @@ impl Upstream {
             .map_err(|e| ClientError(e.to_string()))?;
         Ok(Self {
             client,
-            breaker: CircuitBreaker::new(config.breaker),
+            breaker: CircuitBreaker::new(config.breaker, transport),
             config,
             transport,
         })
