@@ -8,6 +8,7 @@ pub mod duration;
 pub mod gms_sim;
 pub mod healthcheck;
 pub mod ncts;
+pub mod pending;
 pub mod serve;
 pub mod signals;
 pub mod telemetry;

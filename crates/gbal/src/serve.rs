@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, Transport, default_sqlite_path};
+use crate::pending::{self, PendingGauges};
 
 /// Latency buckets (seconds) of the request and GMS call histograms.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -99,8 +100,12 @@ fn build_gms(
     })
 }
 
-fn install_metrics()
--> anyhow::Result<(MetricsRender, metrics_exporter_prometheus::PrometheusHandle)> {
+/// Installs the process's metrics recorder; `/metrics` renders it, then the pending-request
+/// gauges (`pending`, as of `clock`).
+fn install_metrics(
+    pending: Arc<PendingGauges>,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<(MetricsRender, metrics_exporter_prometheus::PrometheusHandle)> {
     let recorder = PrometheusBuilder::new()
         .set_buckets_for_metric(
             Matcher::Suffix("duration_seconds".to_owned()),
@@ -111,7 +116,12 @@ fn install_metrics()
     let handle = recorder.handle();
     metrics::set_global_recorder(recorder).context("installing the metrics recorder")?;
     let render = handle.clone();
-    Ok((Arc::new(move || render.render()), handle))
+    let render = move || {
+        let mut text = render.render();
+        pending.render_into(&mut text, clock.now());
+        text
+    };
+    Ok((Arc::new(render), handle))
 }
 
 /// Lets the lock mirror forget the locks that have freed up, and publishes what it holds and
@@ -132,14 +142,20 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         tracing::warn!("{warning}");
     }
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let pending = Arc::new(PendingGauges::default());
+    // Before anything records a metric: the GMS breakers publish their gauges when made.
+    let (render, handle) = install_metrics(pending.clone(), clock.clone())?;
     let store = open_store(&config, config.database.run_migrations).await?;
     let tracker = store.tracker();
     let gms = build_gms(&config, tracker.clone(), clock.clone())?;
+    if config.gms.transport == Transport::Simulator {
+        // The simulator has no breaker: it never refuses a call.
+        metrics::gauge!(gbal_gms::BREAKER_OPEN, "transport" => gms.transport()).set(0.0);
+    }
     // The replica's memory of held (caller, GRN) locks, in front of the store: a caller asking
     // again within the minute is refused without a database round trip.
     let locks = Arc::new(LockMirror::new(tracker.clone()));
     let service = BalanceService::new(locks.clone(), gms, clock.clone(), config.balance());
-    let (render, handle) = install_metrics()?;
     let state = AppState::new(config.api()?, service, Some(render))
         .await
         .context("starting the HTTP front door")?;
@@ -182,6 +198,17 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         jobs.spawn(async move {
             gbal_tracker::run_expiry_counting(tracker, clock, interval, batch, stop, &deleted)
                 .await;
+        });
+    }
+    {
+        let (tracker, clock, stop, pending) = (
+            tracker.clone(),
+            clock.clone(),
+            stop_jobs.clone(),
+            pending.clone(),
+        );
+        jobs.spawn(async move {
+            pending::run_pending_count(tracker, clock, pending::INTERVAL, stop, &pending).await;
         });
     }
     {

@@ -16,14 +16,6 @@ use std::time::{Duration, Instant};
 use gbal_testkit::{TestDatabase, eventually, until, with_database};
 use serde_json::{Value, json};
 
-/// Gauges the dashboard and the rules use that gbal does not expose yet (the pending-request
-/// gauges are being added). The test fails once one of them appears on `/metrics`, so that
-/// this list is emptied then, and with it the exemption.
-const PENDING: &[&str] = &[
-    "gbal_pending_requests",
-    "gbal_oldest_pending_request_age_seconds",
-];
-
 const V1: &str = "application/vnd.hmrc.1.0+json";
 const V2: &str = "application/vnd.hmrc.2.0+json";
 const REPLY_TOKEN: &str = "observability-reply-token";
@@ -423,9 +415,7 @@ async fn observability_every_metric_of_the_dashboard_and_rules_is_exposed() {
     let text = with_database("gbal_obs", Duration::from_secs(120), |db| async move {
         drive_and_scrape(&db, |text| {
             let exposed = series_names(text);
-            used_metric_names()
-                .iter()
-                .all(|(m, _)| exposed.contains(m) || PENDING.contains(&m.as_str()))
+            used_metric_names().iter().all(|(m, _)| exposed.contains(m))
         })
         .await
     })
@@ -434,19 +424,13 @@ async fn observability_every_metric_of_the_dashboard_and_rules_is_exposed() {
 
     let missing: BTreeSet<String> = used
         .iter()
-        .filter(|(m, _)| !exposed.contains(m) && !PENDING.contains(&m.as_str()))
+        .filter(|(m, _)| !exposed.contains(m))
         .map(|(m, file)| format!("{m} (in {file})"))
         .collect();
     assert!(
         missing.is_empty(),
         "deploy/observability uses metrics gbal does not expose: {missing:?}\nexposed: {exposed:?}"
     );
-    for pending in PENDING {
-        assert!(
-            !exposed.contains(*pending),
-            "gbal now exposes {pending}: take it off PENDING in tests/it/observability.rs"
-        );
-    }
 }
 
 /// Starts gbal on `db`, sends the traffic that makes every documented series appear (a check
