@@ -30,4 +30,4 @@ pub use expiry::{expire_all, run_expiry, run_expiry_counting};
 pub use listener::{COMPLETION_CHANNEL, LISTENER_APPLICATION_NAME};
 pub use lock_mirror::{LockMirror, MirrorCounts};
 pub use postgres::{APPLICATION_NAME, PG_MIGRATOR, PgConfig, PgTracker, TimeSource};
-pub use sqlite::{DEFAULT_SQLITE_PATH, SQLITE_MIGRATOR, SqliteTracker};
+pub use sqlite::{DEFAULT_SQLITE_PATH, SQLITE_MIGRATOR, SqliteTracker, SqliteUrl};

@@ -95,6 +95,63 @@ const EXPIRE_LOCKS: &str = "DELETE FROM request_locks WHERE key IN \
 const PENDING: &str = "SELECT count(*), min(requested_at) FROM balance_requests \
      WHERE expires_at > ?1 AND status IS NULL";
 
+/// A SQLite database as a `sqlite:` URL names it, read as sqlx reads it: `sqlite://<path>` or
+/// `sqlite:<path>` (relative to the working folder; `sqlite:///<path>` from the root), or
+/// `sqlite::memory:`, with sqlx's query options (`mode`: `ro`, `rw`, `rwc`, `memory`;
+/// `cache`, `immutable`, `vfs`).
+#[derive(Debug, Clone)]
+pub struct SqliteUrl {
+    options: SqliteConnectOptions,
+    /// `sqlite::memory:` or `mode=memory`.
+    in_memory: bool,
+    /// No `mode` given: the file and its folder are made when missing, as gbal's default
+    /// database is (sqlx alone would make nothing).
+    create: bool,
+}
+
+impl SqliteUrl {
+    /// Reads `url`; [`TrackerError::Other`] when it is not a `sqlite:` URL sqlx can read (the
+    /// message never holds the URL).
+    pub fn parse(url: &str) -> Result<Self, TrackerError> {
+        let invalid = |why: String| TrackerError::Other(format!("not a SQLite URL: {why}"));
+        if !url.starts_with("sqlite:") {
+            return Err(invalid("it does not begin with sqlite:".to_owned()));
+        }
+        let options: SqliteConnectOptions = url
+            .parse()
+            .map_err(|e: sqlx::Error| invalid(e.to_string()))?;
+        // What sqlx's reading keys on, read the same way.
+        let rest = url
+            .trim_start_matches("sqlite://")
+            .trim_start_matches("sqlite:");
+        let (database, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let mode = query
+            .split('&')
+            .filter_map(|pair| pair.strip_prefix("mode="))
+            .next_back();
+        Ok(Self {
+            options,
+            in_memory: database == ":memory:" || mode == Some("memory"),
+            create: mode.is_none(),
+        })
+    }
+
+    /// The database file; `None` for a database in memory.
+    pub fn path(&self) -> Option<&Path> {
+        (!self.in_memory).then(|| self.options.get_filename())
+    }
+}
+
+/// Makes the folder of the database file `path`, if it has one and it is missing.
+fn create_folder(path: &Path) -> Result<(), TrackerError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            TrackerError::Unavailable(format!("cannot create {}: {e}", dir.display()))
+        })?;
+    }
+    Ok(())
+}
+
 #[derive(FromRow)]
 struct SqliteRequestRow {
     id: Uuid,
@@ -162,14 +219,33 @@ impl SqliteTracker {
     /// mode. Does not migrate: call [`SqliteTracker::migrate`].
     pub async fn open(path: impl AsRef<Path>) -> Result<Self, TrackerError> {
         let path = path.as_ref();
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                TrackerError::Unavailable(format!("cannot create {}: {e}", dir.display()))
-            })?;
+        create_folder(path)?;
+        Self::open_file(
+            SqliteConnectOptions::new()
+                .filename(path)
+                .create_if_missing(true),
+        )
+        .await
+    }
+
+    /// Opens the database `url` names: a file in WAL mode (with [`SqliteTracker::open`]'s
+    /// folder and file made when missing, unless the URL gives a `mode`), or a database in
+    /// memory held by one connection, as [`SqliteTracker::in_memory`]'s. Does not migrate.
+    pub async fn open_url(url: &SqliteUrl) -> Result<Self, TrackerError> {
+        if url.in_memory {
+            return Self::open_memory(url.options.clone()).await;
         }
-        let options = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
+        let mut options = url.options.clone();
+        if url.create {
+            create_folder(options.get_filename())?;
+            options = options.create_if_missing(true);
+        }
+        Self::open_file(options).await
+    }
+
+    /// A file database with `options`, in WAL mode.
+    async fn open_file(options: SqliteConnectOptions) -> Result<Self, TrackerError> {
+        let options = options
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(BUSY_TIMEOUT);
@@ -185,7 +261,14 @@ impl SqliteTracker {
     /// A fresh, migrated database in memory (`sqlite::memory:`), gone when the tracker is
     /// dropped: for tests and trials. One connection, kept open, holds it.
     pub async fn in_memory() -> Result<Self, TrackerError> {
-        let options = SqliteConnectOptions::new().in_memory(true);
+        let tracker = Self::open_memory(SqliteConnectOptions::new().in_memory(true)).await?;
+        tracker.migrate().await?;
+        Ok(tracker)
+    }
+
+    /// A database in memory with `options`, held by one connection that is never closed (the
+    /// database goes with its last connection).
+    async fn open_memory(options: SqliteConnectOptions) -> Result<Self, TrackerError> {
         let pool = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
@@ -195,9 +278,7 @@ impl SqliteTracker {
             .connect_with(options)
             .await
             .map_err(from_sqlx)?;
-        let tracker = Self::new(pool);
-        tracker.migrate().await?;
-        Ok(tracker)
+        Ok(Self::new(pool))
     }
 
     /// A tracker on `pool`.

@@ -21,12 +21,12 @@ use figment::providers::{Env, Format, Toml};
 use gbal_api::{
     ApiConfig, ConnectionLimits, KeySource, Listener, RateLimitConfig, ReplyConfig, Setting,
 };
-use gbal_core::BalanceConfig;
+use gbal_core::{BalanceConfig, TrackerError};
 use gbal_gms::{
     BearerToken, BreakerConfig, Dataset, EisJsonConfig, EmbeddedConfig, NctsXmlConfig, QueryLimit,
     RetryPolicy, UpstreamConfig, Url,
 };
-use gbal_tracker::PgConfig;
+use gbal_tracker::{PgConfig, SqliteUrl};
 use serde::{Deserialize, Serialize, Serializer};
 
 use crate::duration::HumanDuration;
@@ -718,8 +718,20 @@ impl AuthConfig {
     }
 }
 
+/// The request store `database.url` names.
+#[derive(Debug, Clone)]
+pub enum Database {
+    /// No URL: SQLite in [`default_sqlite_path`], for one process.
+    DefaultSqlite,
+    /// A `sqlite:` URL, read as sqlx reads it: for one process.
+    Sqlite(Box<SqliteUrl>),
+    /// A `postgres://` or `postgresql://` URL: the database every replica shares.
+    Postgres,
+}
+
 impl DatabaseConfig {
-    /// A pool of at least one connection whose waits end; PostgreSQL in production.
+    /// A pool of at least one connection whose waits end, a URL gbal can read; PostgreSQL in
+    /// production.
     pub fn validate(&self, mode: Mode) -> Result<(), ConfigError> {
         if self.max_connections == 0 {
             return Err(bad("database.max_connections", "must be at least 1"));
@@ -727,10 +739,95 @@ impl DatabaseConfig {
         above_zero("database.acquire_timeout", self.acquire_timeout)?;
         // Zero is PostgreSQL's "no limit": a stuck statement would hold its connection.
         above_zero("database.statement_timeout", self.statement_timeout)?;
-        if mode == Mode::Production && self.url.is_empty() {
+        let store = self.store()?;
+        if mode == Mode::Production && !matches!(store, Database::Postgres) {
             return Err(bad(
                 "database.url",
                 "production mode needs PostgreSQL (set DATABASE_URL)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The store the URL names, by its scheme. The URL may hold a password, so an error
+    /// never shows it (only a scheme followed by `//`).
+    pub fn store(&self) -> Result<Database, ConfigError> {
+        let url = self.url.expose();
+        if url.is_empty() {
+            return Ok(Database::DefaultSqlite);
+        }
+        const KNOWN: &str = "use postgres://, postgresql:// or sqlite:";
+        match url.split_once(':') {
+            Some(("postgres" | "postgresql", rest)) if rest.starts_with("//") => {
+                Ok(Database::Postgres)
+            }
+            Some(("sqlite", _)) => SqliteUrl::parse(url)
+                .map(|u| Database::Sqlite(Box::new(u)))
+                .map_err(|e| {
+                    let why = match e {
+                        TrackerError::Other(why) => why,
+                        other => other.to_string(),
+                    };
+                    bad("database.url", why)
+                }),
+            Some((scheme, rest))
+                if rest.starts_with("//")
+                    && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+                    && scheme
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) =>
+            {
+                Err(bad(
+                    "database.url",
+                    format!("the scheme {scheme}:// is not one gbal knows ({KNOWN})"),
+                ))
+            }
+            _ => Err(bad(
+                "database.url",
+                format!("not a database URL gbal knows ({KNOWN})"),
+            )),
+        }
+    }
+}
+
+/// How long a request must outlive its own check at least: a v1 caller answered 202 reads it
+/// back (and its reply completes it) after the check ended.
+const TTL_PAST_REQUEST: Duration = Duration::from_secs(60);
+
+impl BalanceSection {
+    /// The timings fit in a request: GMS's retries and the longer of the waits end before
+    /// `public.request_timeout` (less the margin a check keeps for its answer,
+    /// [`gbal_core::deadline_margin`]), and a request lives at least a minute past its
+    /// request's timeout. `retry_budget`: how long the submission may spend retrying.
+    pub fn validate_timing(
+        &self,
+        request_timeout: Duration,
+        retry_budget: Duration,
+    ) -> Result<(), ConfigError> {
+        let wait = self.sync_wait.0.max(self.v2_wait.0);
+        let margin = gbal_core::deadline_margin(request_timeout);
+        if retry_budget + wait + margin > request_timeout {
+            return Err(bad(
+                "public.request_timeout",
+                format!(
+                    "{} cannot hold a check: GMS's retries (gms.retry.max_elapsed, {}) and the                      longer wait (balance.sync_wait or balance.v2_wait, {}) need {} and the                      answer {} more; raise it or shorten those",
+                    HumanDuration(request_timeout),
+                    HumanDuration(retry_budget),
+                    HumanDuration(wait),
+                    HumanDuration(retry_budget + wait),
+                    HumanDuration(margin),
+                ),
+            ));
+        }
+        if self.ttl.0 < request_timeout + TTL_PAST_REQUEST {
+            return Err(bad(
+                "balance.ttl",
+                format!(
+                    "{} must be at least public.request_timeout ({}) plus {}: a request answered                      202 must still be readable, and completable by its reply, afterwards",
+                    self.ttl,
+                    HumanDuration(request_timeout),
+                    HumanDuration(TTL_PAST_REQUEST),
+                ),
             ));
         }
         Ok(())
@@ -1067,6 +1164,68 @@ mod tests {
             let c = load(jail, Some(base)).unwrap();
             assert_eq!(c.hs256_secret(), None);
             assert_eq!(c.database.url.expose(), "postgres://db/gbal");
+        });
+    }
+
+    #[test]
+    fn database_urls_name_their_store_by_scheme() {
+        let store = |url: &str| {
+            let mut jailed_result = None;
+            jailed(|jail| {
+                jail.set_env("GBAL_DATABASE__URL", url);
+                jailed_result = Some(load(jail, None).map(|c| c.database.store().unwrap()));
+            });
+            jailed_result.unwrap()
+        };
+        assert!(matches!(store(""), Ok(Database::DefaultSqlite)));
+        for url in ["postgres://db/gbal", "postgresql://gbal:pw@db:5432/gbal"] {
+            assert!(matches!(store(url), Ok(Database::Postgres)), "{url}");
+        }
+        let path = |url: &str| match store(url) {
+            Ok(Database::Sqlite(sqlite)) => sqlite.path().map(Path::to_path_buf),
+            other => panic!("{url}: {other:?}"),
+        };
+        assert_eq!(path("sqlite://x.db"), Some(PathBuf::from("x.db")));
+        assert_eq!(path("sqlite:data/x.db"), Some(PathBuf::from("data/x.db")));
+        assert_eq!(
+            path("sqlite:///var/lib/gbal/x.db?mode=rwc"),
+            Some(PathBuf::from("/var/lib/gbal/x.db"))
+        );
+        assert_eq!(path("sqlite::memory:"), None);
+
+        // Refused by name, never showing the URL (it may hold a password).
+        for (url, says) in [
+            (
+                "mysql://gbal:s3cret@db/gbal",
+                "the scheme mysql:// is not one gbal knows",
+            ),
+            ("gbal:s3cret@db/gbal", "not a database URL gbal knows"),
+            ("./data/gbal.sqlite", "not a database URL gbal knows"),
+            ("sqlite://x.db?mode=s3cret", "not a SQLite URL"),
+            ("sqlite://x.db?s3cret=1", "not a SQLite URL"),
+        ] {
+            let e = store(url).unwrap_err();
+            assert!(
+                e.0.starts_with("database.url: ") && e.0.contains(says),
+                "{url}: {e}"
+            );
+            assert!(
+                !e.0.contains("gbal:s3cret") && !e.0.contains("db/gbal"),
+                "{e}"
+            );
+        }
+
+        // Production takes PostgreSQL only.
+        let production = "mode = \"production\"\n[auth]\njwks_url = \"https://auth/jwks\"\n\
+            [internal]\nreply_token = \"r3ply-t0ken-0123456789\"\n\
+            [gms]\ntransport = \"ncts-xml\"\nurl = \"http://gms/m\"\n";
+        jailed(|jail| {
+            jail.set_env("DATABASE_URL", "sqlite://gbal.sqlite");
+            let e = load(jail, Some(production)).unwrap_err();
+            assert!(
+                e.0.contains("database.url") && e.0.contains("PostgreSQL"),
+                "{e}"
+            );
         });
     }
 

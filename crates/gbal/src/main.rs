@@ -85,6 +85,8 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
         }
         Command::Migrate { config } => {
             let config = Config::load_unchecked(config.config.as_deref())?;
+            // The one key migrate needs right: a URL it cannot read is a configuration error.
+            config.database.store()?;
             runtime()?.block_on(serve::migrate(&config))?;
             Ok(ExitCode::SUCCESS)
         }

@@ -15,7 +15,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::{Config, Transport, default_sqlite_path};
+use crate::config::{Config, Database, Transport, default_sqlite_path};
 use crate::pending::{self, PendingGauges};
 
 /// Latency buckets (seconds) of the request and GMS call histograms.
@@ -39,17 +39,34 @@ impl Store {
 }
 
 async fn open_store(config: &Config, migrate: bool) -> anyhow::Result<Store> {
-    if config.database.url.is_empty() {
-        let path = default_sqlite_path();
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let sqlite = match config.database.store()? {
+        Database::Postgres => None,
+        Database::DefaultSqlite => {
+            let path = default_sqlite_path();
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
+            }
+            let tracker = SqliteTracker::open(&path)
+                .await
+                .with_context(|| format!("opening SQLite at {}", path.display()))?;
+            tracing::warn!(path = %path.display(), "no database.url: using SQLite, fit for one process only");
+            Some(tracker)
         }
-        let tracker = SqliteTracker::open(&path)
-            .await
-            .with_context(|| format!("opening SQLite at {}", path.display()))?;
+        Database::Sqlite(url) => {
+            let tracker = SqliteTracker::open_url(&url)
+                .await
+                .context("opening the SQLite database of database.url")?;
+            let path = url
+                .path()
+                .map_or(":memory:".into(), |p| p.display().to_string());
+            tracing::warn!(%path, "database.url is SQLite: fit for one process only");
+            Some(tracker)
+        }
+    };
+    if let Some(tracker) = sqlite {
         // SQLite belongs to this one process: its schema always follows the binary.
         tracker.migrate().await.context("migrating SQLite")?;
-        tracing::warn!(path = %path.display(), "no database.url: using SQLite, fit for one process only");
         return Ok(Store::Sqlite(Arc::new(tracker)));
     }
     let tracker =
@@ -67,10 +84,14 @@ async fn open_store(config: &Config, migrate: bool) -> anyhow::Result<Store> {
 pub async fn migrate(config: &Config) -> anyhow::Result<()> {
     match open_store(config, true).await? {
         Store::Postgres(_) => println!("PostgreSQL migrations applied"),
-        Store::Sqlite(_) => println!(
-            "SQLite migrations applied ({})",
-            default_sqlite_path().display()
-        ),
+        Store::Sqlite(_) => {
+            let path = match config.database.store()? {
+                Database::Sqlite(url) => url.path().map(Path::to_path_buf),
+                _ => Some(default_sqlite_path()),
+            };
+            let path = path.map_or(":memory:".into(), |p| p.display().to_string());
+            println!("SQLite migrations applied ({path})");
+        }
     }
     Ok(())
 }

@@ -7,5 +7,6 @@ mod observability;
 mod process;
 mod replicas;
 mod serve;
+mod sqlite;
 mod telemetry;
 mod tools;
