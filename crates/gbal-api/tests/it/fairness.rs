@@ -276,7 +276,10 @@ async fn the_replicas_places_are_taken_after_authentication_and_the_callers_own_
         .assert_code(401, "UNAUTHORIZED");
     let again = app.call(v1_post(&holder, TIN, GRN_BALANCE, CODE)).await;
     assert_eq!(again.status, 429, "{}", again.text());
-    assert_eq!(again.text(), r#"{"code":"TOO_MANY_REQUESTS","message":"Too many requests"}"#);
+    assert_eq!(
+        again.text(),
+        r#"{"code":"TOO_MANY_REQUESTS","message":"Too many requests"}"#
+    );
     let shed = app
         .call(v2_post(&token(&caller("late")), GRN_BALANCE, CODE))
         .await;
