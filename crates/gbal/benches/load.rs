@@ -6,16 +6,22 @@
 //! has its own caller (a distinct token `sub`), so neither the once-a-minute rule nor the
 //! per-caller rate applies; GMS's per-TIN query limit is raised out of the way.
 //!
-//! For each mode it prints: the maximum throughput (closed loop, `GBAL_LOAD_CLIENTS`
-//! clients), latency percentiles at half that throughput (open loop, measured from each
-//! request's scheduled start), errors, and gbal's peak RSS; then pgbench's rate and the ratio.
+//! Both sides get the same: `GBAL_LOAD_CLIENTS` HTTP clients against gbal, which has as many
+//! database connections, and as many pgbench clients; each side is warmed up before it is
+//! measured. Throughput counts only answers of the expected kind (200 with a balance); any
+//! other answer is an error, counted and printed apart. For each mode it runs
+//! `GBAL_LOAD_ROUNDS` (at least 3) alternating rounds of gbal's maximum throughput (closed
+//! loop) and pgbench's rate, on emptied tables each, and prints every round with its ratio
+//! and the median; then latency percentiles at half the median throughput (open loop,
+//! measured from each request's scheduled start), errors, and gbal's peak RSS.
 //!
 //! ```sh
 //! DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres cargo bench -p gbal --bench load
 //! ```
-//! Knobs: `GBAL_LOAD_MODES` (`embedded,ncts-xml`), `GBAL_LOAD_SECS` (15), `GBAL_LOAD_CLIENTS`
-//! (32), `GBAL_LOAD_SOAK_SECS` (0; 600 runs the soak: half the maximum throughput for that
-//! long, RSS sampled every 10 s, growth reported between minute 2 and the end).
+//! Knobs: `GBAL_LOAD_MODES` (`embedded,ncts-xml`), `GBAL_LOAD_SECS` (15, per side and round),
+//! `GBAL_LOAD_CLIENTS` (16, on both sides), `GBAL_LOAD_ROUNDS` (3), `GBAL_LOAD_SOAK_SECS` (0;
+//! 600 runs the soak: half the maximum throughput for that long, RSS sampled every 10 s,
+//! growth reported between minute 2 and the end).
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -32,8 +38,12 @@ const SECRET: &str = "load-benchmark-secret-0123456789abcdefghijklmnop";
 const REPLY_TOKEN: &str = "load-benchmark-reply-token";
 const GMS_TOKEN: &str = "load-benchmark-gms-token";
 const V1: &str = "application/vnd.hmrc.1.0+json";
-/// pgbench's clients, and gbal's database connections.
-const PGBENCH_CLIENTS: u32 = 16;
+/// Clients on each side (HTTP clients and gbal's database connections; pgbench's clients).
+const CLIENTS: usize = 16;
+/// Alternating rounds of (gbal, pgbench), at the least.
+const MIN_ROUNDS: usize = 3;
+/// Each side's warm-up.
+const WARM_UP: Duration = Duration::from_secs(2);
 
 /// Sandbox guarantees that answer with a balance at once: (GRN, TIN, access code).
 const GUARANTEES: [(&str, &str, &str); 7] = [
@@ -222,7 +232,8 @@ impl Tally {
     }
 }
 
-/// Closed loop: `clients` workers, each sending as soon as its last answer came.
+/// Closed loop: `clients` workers, each sending as soon as its last answer came. The rate
+/// counts the answers of the expected kind only.
 async fn closed_loop(target: Arc<Target>, clients: usize, duration: Duration) -> (f64, Tally) {
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
@@ -246,8 +257,7 @@ async fn closed_loop(target: Arc<Target>, clients: usize, duration: Duration) ->
     for w in workers {
         tally.merge(w.await.expect("worker"));
     }
-    let rate =
-        (tally.latencies.len() as u64 + tally.errors) as f64 / started.elapsed().as_secs_f64();
+    let rate = tally.latencies.len() as f64 / started.elapsed().as_secs_f64();
     (rate, tally)
 }
 
@@ -361,7 +371,30 @@ fn database_url(admin: &str, database: &str) -> String {
     format!("{head}/{database}")
 }
 
-async fn run_mode(mode: &str, admin: &str, clients: usize, secs: u64, soak: u64) -> f64 {
+/// The median of `values` (sorted in place).
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// pgbench on `url` for `duration` with `clients` clients, off the async threads.
+async fn pgbench_rate(url: &str, clients: usize, duration: Duration) -> f64 {
+    let url = url.to_owned();
+    let clients = u32::try_from(clients).expect("a client count");
+    tokio::task::spawn_blocking(move || pgbench::rate(&url, clients, duration, None))
+        .await
+        .expect("pgbench task")
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+async fn run_mode(
+    mode: &str,
+    admin: &str,
+    clients: usize,
+    rounds: usize,
+    secs: u64,
+    soak: u64,
+) -> f64 {
     let database = format!(
         "gbal_load_{}",
         gbal_core::BalanceRequestId::new().message_id().to_hex()
@@ -384,11 +417,8 @@ async fn run_mode(mode: &str, admin: &str, clients: usize, secs: u64, soak: u64)
         ("GBAL_RATE_LIMIT__PER_SECOND", "100000".to_owned()),
         ("GBAL_RATE_LIMIT__BURST", "100000".to_owned()),
         ("GBAL_SIMULATOR__QUERY_LIMIT", "1000000000".to_owned()),
-        // As many database connections as pgbench gets clients.
-        (
-            "GBAL_DATABASE__MAX_CONNECTIONS",
-            PGBENCH_CLIENTS.to_string(),
-        ),
+        // As many database connections as there are HTTP clients and pgbench clients.
+        ("GBAL_DATABASE__MAX_CONNECTIONS", clients.to_string()),
     ];
     let _simulator = (mode == "ncts-xml").then(|| {
         env.push(("GBAL_GMS__TRANSPORT", "ncts-xml".to_owned()));
@@ -432,21 +462,54 @@ async fn run_mode(mode: &str, admin: &str, clients: usize, secs: u64, soak: u64)
         mode: mode.to_owned(),
         next: AtomicU64::new(0),
     });
-    // Warm up: connections, prepared statements, the first pages of every index.
-    let _ = closed_loop(target.clone(), clients, Duration::from_secs(2)).await;
+    // Warm up each side: connections, prepared statements, the first pages of every index
+    // (pgbench's once, on the database gbal's rounds then share).
+    let _ = closed_loop(target.clone(), clients, WARM_UP).await;
     reset(&url).await;
+    let _ = pgbench_rate(&url, clients, WARM_UP).await;
 
+    // Alternating rounds: gbal, then pgbench on the same emptied tables, while gbal is idle
+    // but still listening (the server delivers each completion's notification to its
+    // listener, as it did during gbal's round).
     let duration = Duration::from_secs(secs);
-    let (max_rate, mut max) = closed_loop(target.clone(), clients, duration).await;
+    let (mut gbal_rates, mut pgbench_rates, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 1..=rounds {
+        reset(&url).await;
+        let (rate, mut tally) = closed_loop(target.clone(), clients, duration).await;
+        let error_rate = tally.errors as f64 / duration.as_secs_f64();
+        reset(&url).await;
+        let tps = pgbench_rate(&url, clients, duration).await;
+        println!(
+            "{mode}: round {round}/{rounds}: gbal {rate:.0} balances/s ({clients} clients, {secs} s; \
+             errors {error_rate:.1}/s: {}), pgbench {tps:.0} transactions/s ({clients} clients): \
+             {:.1}%",
+            tally.summary(),
+            rate / tps * 100.0
+        );
+        gbal_rates.push(rate);
+        pgbench_rates.push(tps);
+        ratios.push(rate / tps * 100.0);
+    }
+    let max_rate = median(&mut gbal_rates);
+    let tps = median(&mut pgbench_rates);
+    let ratio = median(&mut ratios);
+    let target_ratio = if mode == "embedded" { 70.0 } else { 50.0 };
     println!(
-        "{mode}: maximum throughput {max_rate:.0} requests/s ({clients} clients, {secs} s): {}",
-        max.summary()
+        "{mode}: median of {rounds} rounds: gbal {max_rate:.0} balances/s, pgbench {tps:.0} \
+         transactions/s with the tracker's per-request SQL; gbal / pgbench {ratio:.1}% (each \
+         round's ratio: {}; target at least {target_ratio:.0}%)",
+        ratios
+            .iter()
+            .map(|r| format!("{r:.1}%"))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
+
     let half = max_rate / 2.0;
     reset(&url).await;
     let mut at_half = open_loop(target.clone(), half, duration, |_, _| {}).await;
     println!(
-        "{mode}: at half that ({half:.0} requests/s, open loop, {secs} s): {}",
+        "{mode}: at half the median ({half:.0} requests/s, open loop, {secs} s): {}",
         at_half.summary()
     );
 
@@ -483,25 +546,8 @@ async fn run_mode(mode: &str, admin: &str, clients: usize, secs: u64, soak: u64)
     let (_, peak) = rss_mb(pid);
     println!("{mode}: gbal peak RSS {peak:.1} MB (target under 100 MB)");
 
-    // pgbench on the same (emptied) database, same duration, while gbal is idle but still
-    // listening: the server delivers each completion's notification to its listener, as it
-    // did during gbal's run.
-    reset(&url).await;
-    let url_for_pgbench = url.clone();
-    let tps = tokio::task::spawn_blocking(move || {
-        pgbench::rate(&url_for_pgbench, PGBENCH_CLIENTS, duration, None)
-    })
-    .await
-    .expect("pgbench task")
-    .unwrap_or_else(|e| panic!("{e}"));
     drop(gbal);
     drop(_simulator);
-    println!("{mode}: pgbench with the tracker's per-request SQL: {tps:.0} transactions/s");
-    let target_ratio = if mode == "embedded" { 70.0 } else { 50.0 };
-    println!(
-        "{mode}: gbal / pgbench = {:.1}% (target at least {target_ratio:.0}%)",
-        max_rate / tps * 100.0
-    );
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "DROP DATABASE IF EXISTS {database} WITH (FORCE)"
     )))
@@ -521,10 +567,12 @@ fn main() {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
     let modes = std::env::var("GBAL_LOAD_MODES").unwrap_or_else(|_| "embedded,ncts-xml".to_owned());
     let secs = env_or("GBAL_LOAD_SECS", 15u64);
-    let clients = env_or("GBAL_LOAD_CLIENTS", 32usize);
+    let clients = env_or("GBAL_LOAD_CLIENTS", CLIENTS);
+    let rounds = env_or("GBAL_LOAD_ROUNDS", MIN_ROUNDS).max(MIN_ROUNDS);
     let soak = env_or("GBAL_LOAD_SOAK_SECS", 0u64);
     println!(
-        "gbal load benchmark: {} CPUs, modes {modes}, {clients} clients, {secs} s per phase",
+        "gbal load benchmark: {} CPUs, modes {modes}, {clients} clients on each side, {rounds} \
+         rounds of {secs} s per side",
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -532,6 +580,6 @@ fn main() {
         .build()
         .expect("runtime");
     for mode in modes.split(',').map(str::trim).filter(|m| !m.is_empty()) {
-        runtime.block_on(run_mode(mode, &admin, clients, secs, soak));
+        runtime.block_on(run_mode(mode, &admin, clients, rounds, secs, soak));
     }
 }
