@@ -80,10 +80,11 @@ pub enum ApiError {
     /// The reply would change a request's outcome (409).
     #[error("the request already has a different outcome")]
     Conflict,
-    /// API v1: too many requests (429), for this reason.
+    /// API v1: too many requests (429). The body is HMRC's, exactly; gbal's extra
+    /// information travels in `Retry-After` only.
     #[error("too many requests: {reason}")]
     TooManyRequests {
-        /// `API_RATE_LIMIT`, `CLIENT_RATE_LIMIT` or `GMS_QUERY_LIMIT`.
+        /// Which limit refused it (`API_RATE_LIMIT`, `CLIENT_RATE_LIMIT`), for the log only.
         reason: &'static str,
         /// Sent as `Retry-After` when known.
         retry_after: Option<Duration>,
@@ -142,8 +143,6 @@ pub(crate) struct ErrorBodyWritten;
 struct Body<'a> {
     code: &'a str,
     message: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reason: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     errors: Option<Errors<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -308,6 +307,9 @@ impl ApiError {
                 tracing::warn!(cause = %reason, "service unavailable");
             }
             ApiError::GatewayTimeout => tracing::warn!("GMS did not answer in time"),
+            ApiError::TooManyRequests { reason, .. } => {
+                tracing::debug!(reason, "too many requests")
+            }
             ApiError::Unauthorized(why) => tracing::debug!(why, "unauthenticated"),
             _ => {}
         }
@@ -356,14 +358,9 @@ impl IntoResponse for ApiError {
             } => Some(FunctionalResponse { errors }),
             _ => None,
         };
-        let reason = match &self {
-            ApiError::TooManyRequests { reason, .. } => Some(*reason),
-            _ => None,
-        };
         let body = Body {
             code: self.code(),
             message: &message,
-            reason,
             errors,
             response: response_field,
         };
@@ -421,7 +418,7 @@ impl From<InvalidSetting> for StartError {
     }
 }
 
-/// An error body: `code` and `message`, and for some codes `reason`, `errors` or `response`.
+/// An error body: `code` and `message`, and for some codes `errors` or `response`.
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 #[allow(dead_code)]
 pub(crate) struct ErrorBody {
@@ -430,9 +427,6 @@ pub(crate) struct ErrorBody {
     code: String,
     /// What went wrong.
     message: String,
-    /// Why a 429 was given: `API_RATE_LIMIT`, `CLIENT_RATE_LIMIT` or `GMS_QUERY_LIMIT` (v1).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reason: Option<String>,
     /// v1 INVALID_REQUEST_JSON: messages by JSON path (an object); v1 BAD_REQUEST: the broken
     /// field rules (an array of FieldErrorItem); v2 FUNCTIONAL_ERROR: the GMS errors (an array
     /// of FunctionalErrorItem).

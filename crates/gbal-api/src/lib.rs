@@ -19,6 +19,7 @@ mod auth;
 mod authenticator;
 mod body;
 mod config;
+mod deadline;
 mod error;
 mod hal;
 mod limit;

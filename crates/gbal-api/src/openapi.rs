@@ -66,6 +66,8 @@ pub(crate) fn public_routes_with(
         .routes(routes!(v1::post_balances))
         .routes(routes!(v1::get_balance))
         .routes(routes!(v2::post_balance));
+    // The arrival a check's deadline counts from, as routing hands the request over.
+    let api = api.route_layer(axum::middleware::from_fn(crate::deadline::stamp_arrival));
     let api = around_api(api);
     let probes = OpenApiRouter::new()
         .routes(routes!(probe::livez))

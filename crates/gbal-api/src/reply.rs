@@ -2,7 +2,8 @@
 //! the IE037, IE906 or IE917 that answers an IE034.
 //!
 //! The extractors authenticate the sender (`auth::ReplySender`, 401) and read the reply
-//! (`reply_message`: 400, 404, 400 SCHEMA_VALIDATION); then
+//! (`reply_message`: 400 for a malformed recipient or header, 400 SCHEMA_VALIDATION, 400 for
+//! a reply without the values it must carry); then
 //! [`BalanceService::record_reply`](gbal_core::BalanceService::record_reply) decides: unknown
 //! or expired (404), cross-checks (400), first reply wins (200), identical duplicate (200),
 //! different outcome (409).

@@ -4,8 +4,8 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use gbal_core::{
-    Amount, ApiVersion, BalanceRequest, BalanceRequestId, CheckError, CheckOutcome, Currency,
-    NctsError, Outcome, ncts_error,
+    Amount, ApiVersion, BalanceRequest, BalanceRequestId, CallContext, CheckError, CheckOutcome,
+    Currency, NctsError, Outcome,
 };
 use serde::Serialize;
 
@@ -13,7 +13,8 @@ use crate::accept::schema::AcceptV1 as AcceptV1Header;
 use crate::accept::{AcceptV1, V1};
 use crate::auth::Caller;
 use crate::body::V1Query;
-use crate::error::{ApiError, ErrorBody, FunctionalErrorItem, GMS_QUERY_LIMIT_RETRY};
+use crate::deadline::Deadline;
+use crate::error::{ApiError, ErrorBody, FunctionalErrorItem};
 use crate::hal::{self, Links};
 use crate::metric;
 use crate::middleware::Correlation;
@@ -147,18 +148,19 @@ fn self_href(state: &AppState, id: BalanceRequestId) -> String {
             links(("GetBalance" = (operation_id = "get_balance",
                 parameters(("balanceId" = "$response.body#/balanceId")),
                 description = "The balance request, to poll")))),
-        (status = 400, description = "INVALID_REQUEST_JSON, BAD_REQUEST (fields) or FUNCTIONAL_ERROR", body = ErrorBody),
+        (status = 400, description = "INVALID_REQUEST_JSON, BAD_REQUEST (fields) or FUNCTIONAL_ERROR (every IE906, the GMS query limit included)", body = ErrorBody),
         (status = 401, description = "UNAUTHORIZED", body = ErrorBody),
         (status = 403, description = "FORBIDDEN: the token lacks the scope", body = ErrorBody),
         (status = 406, description = "ACCEPT_HEADER_INVALID", body = ErrorBody),
         (status = 413, description = "REQUEST_ENTITY_TOO_LARGE", body = ErrorBody),
         (status = 415, description = "UNSUPPORTED_MEDIA_TYPE", body = ErrorBody),
-        (status = 429, description = "TOO_MANY_REQUESTS: API_RATE_LIMIT, CLIENT_RATE_LIMIT or GMS_QUERY_LIMIT", body = ErrorBody,
+        (status = 429, description = "TOO_MANY_REQUESTS: the same caller and GRN within the lock's TTL, or the caller over its request rate", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 500, description = "INTERNAL_SERVER_ERROR", body = ErrorBody),
         (status = 502, description = "BAD_GATEWAY", body = ErrorBody),
-        (status = 503, description = "SERVICE_UNAVAILABLE", body = ErrorBody,
+        (status = 503, description = "SERVICE_UNAVAILABLE: GMS could not be reached (the query never reached it, and the caller's minute is not used)", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 504, description = "GATEWAY_TIMEOUT: the request expired before GMS answered", body = ErrorBody),
     )
 )]
 pub(crate) async fn post_balances(
@@ -166,8 +168,13 @@ pub(crate) async fn post_balances(
     caller: Caller<V1>,
     _: AcceptV1,
     Correlation(context): Correlation,
+    Deadline(deadline): Deadline,
     V1Query(query): V1Query,
 ) -> Result<Response, ApiError> {
+    let context = CallContext {
+        deadline: Some(deadline),
+        ..context
+    };
     let check = state
         .service()
         .check(caller.id(), &query, ApiVersion::V1, &context);
@@ -194,12 +201,8 @@ fn post_answer(state: &AppState, outcome: CheckOutcome) -> Result<Response, ApiE
                 },
             },
         ),
-        Outcome::FunctionalError { errors } if ncts_error::is_query_limit(errors) => {
-            Err(ApiError::TooManyRequests {
-                reason: "GMS_QUERY_LIMIT",
-                retry_after: Some(GMS_QUERY_LIMIT_RETRY),
-            })
-        }
+        // Every IE906, the GMS query limit (26 RC1.TIN) included, as HMRC's v1 error table
+        // says: a v1 client reads the error type.
         Outcome::FunctionalError { errors } => Err(ApiError::FunctionalError {
             version: ApiVersion::V1,
             errors: errors.clone(),
@@ -267,7 +270,7 @@ fn refusal(error: CheckError) -> ApiError {
         (status = 403, description = "FORBIDDEN", body = ErrorBody),
         (status = 404, description = "NOT_FOUND: unknown, expired or another caller's", body = ErrorBody),
         (status = 406, description = "ACCEPT_HEADER_INVALID", body = ErrorBody),
-        (status = 429, description = "TOO_MANY_REQUESTS: CLIENT_RATE_LIMIT", body = ErrorBody,
+        (status = 429, description = "TOO_MANY_REQUESTS: the caller over its request rate", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 500, description = "INTERNAL_SERVER_ERROR", body = ErrorBody),
         (status = 502, description = "BAD_GATEWAY: GMS could not read the query (IE917)", body = ErrorBody),

@@ -4,7 +4,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use gbal_core::{
-    Amount, ApiVersion, BalanceQuery, CheckError, CheckOutcome, Currency, Outcome, ncts_error,
+    Amount, ApiVersion, BalanceQuery, CallContext, CheckError, CheckOutcome, Currency, Outcome,
+    ncts_error,
 };
 use serde::Serialize;
 
@@ -12,6 +13,7 @@ use crate::accept::schema::AcceptV2 as AcceptV2Header;
 use crate::accept::{AcceptV2, V2};
 use crate::auth::Caller;
 use crate::body::V2Query;
+use crate::deadline::Deadline;
 use crate::error::{ApiError, ErrorBody, GMS_QUERY_LIMIT_RETRY};
 use crate::hal::{self, Links};
 use crate::metric;
@@ -85,8 +87,13 @@ pub(crate) async fn post_balance(
     caller: Caller<V2>,
     _: AcceptV2,
     Correlation(context): Correlation,
+    Deadline(deadline): Deadline,
     V2Query(query): V2Query,
 ) -> Result<Response, ApiError> {
+    let context = CallContext {
+        deadline: Some(deadline),
+        ..context
+    };
     let check = state
         .service()
         .check(caller.id(), &query, ApiVersion::V2, &context);

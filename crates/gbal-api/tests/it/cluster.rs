@@ -84,7 +84,7 @@ async fn once_a_minute_holds_across_instances() {
         assert_eq!(reply.status, 429, "{name}: {}", reply.text);
         assert_eq!(
             reply.body,
-            json!({"code": "TOO_MANY_REQUESTS", "message": "Too many requests", "reason": "API_RATE_LIMIT"})
+            json!({"code": "TOO_MANY_REQUESTS", "message": "Too many requests"})
         );
         let retry: u64 = reply.retry_after.as_deref().unwrap().parse().unwrap();
         assert!((1..=60).contains(&retry), "{name}: {retry}");

@@ -36,11 +36,11 @@ async fn v1_pending_reply_get_duplicate_conflict_on_postgres() {
             .status,
         400
     );
+    let again = app.call(v1_post(&token, TIN, GRN_BALANCE, CODE)).await;
+    assert_eq!(again.status, 429, "{}", again.text());
     assert_eq!(
-        app.call(v1_post(&token, TIN, GRN_BALANCE, CODE))
-            .await
-            .json()["reason"],
-        "API_RATE_LIMIT"
+        again.text(),
+        r#"{"code":"TOO_MANY_REQUESTS","message":"Too many requests"}"#
     );
 
     // 202, pending, then the reply through the internal route, then the balance.

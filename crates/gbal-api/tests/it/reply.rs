@@ -53,6 +53,16 @@ pub(crate) fn header(recipient: &str) -> Header {
 
 pub(crate) fn ie037(recipient: &str, grn: &str, balance: &str) -> String {
     Ie037 {
+        balance: Some(balance.parse().unwrap()),
+        ..ie037_of(recipient, grn)
+    }
+    .build()
+    .unwrap()
+}
+
+/// An IE037 for `grn`, with a balance of 1.
+fn ie037_of(recipient: &str, grn: &str) -> Ie037 {
+    Ie037 {
         header: header(recipient),
         requester_tin: Some(TIN.to_owned()),
         guarantee_office: "GB000001".to_owned(),
@@ -60,11 +70,9 @@ pub(crate) fn ie037(recipient: &str, grn: &str, balance: &str) -> String {
         accepted_on: "20210114".to_owned(),
         guarantee_type: "1".parse::<GuaranteeType>().unwrap(),
         exposure: "0".parse().unwrap(),
-        balance: Some(balance.parse().unwrap()),
+        balance: Some("1".parse().unwrap()),
         currency: "GBP".parse().unwrap(),
     }
-    .build()
-    .unwrap()
 }
 
 pub(crate) fn ie906(recipient: &str, original_ref: &str) -> String {
@@ -229,7 +237,6 @@ async fn schema_errors_are_listed() {
     for broken in [
         "not xml at all".to_owned(),
         ie037_xml.replace("<MesTypMES20>GB037A</MesTypMES20>", ""),
-        ie037_xml.replace("<BalEXP3>1</BalEXP3>", ""),
         ie037_xml.replace("<BalEXP3>1</BalEXP3>", "<BalEXP3>1.234</BalEXP3>"),
     ] {
         let reply = app
@@ -243,6 +250,49 @@ async fn schema_errors_are_listed() {
         );
         assert!(!reply.json()["errors"].as_array().unwrap().is_empty());
     }
+}
+
+#[tokio::test]
+async fn a_schema_valid_ie037_without_a_balance_is_400_and_changes_nothing() {
+    let (app, sub, request) = pending().await;
+    let recipient = recipient_of(&request);
+    let without_balance = Ie037 {
+        balance: None,
+        ..ie037_of(&recipient, GRN_NO_REPLY)
+    }
+    .build()
+    .unwrap();
+    assert!(!without_balance.contains("BalEXP3"));
+    // Valid by the schema (xmllint agrees: the example message of this case in gbal-ncts).
+    gbal_ncts::validate(
+        without_balance.as_bytes(),
+        gbal_ncts::MessageKind::Ie037,
+        &gbal_ncts::Limits::default(),
+    )
+    .expect("schema-valid");
+    for sent in [
+        without_balance.clone(),
+        wrap_transit_request(&without_balance),
+    ] {
+        let reply = app
+            .call_internal(reply_post(&recipient, Some("IE037"), &sent))
+            .await;
+        assert_eq!(reply.status, 400, "{}", reply.text());
+        assert_eq!(
+            reply.text(),
+            r#"{"code":"BAD_REQUEST","message":"Unable to parse required values from IE037 message"}"#
+        );
+    }
+    // The request still waits for its reply.
+    let still = app
+        .call(v1_get(&token(&sub), &request.id.to_string()))
+        .await;
+    assert_eq!(still.status, 200, "{}", still.text());
+    assert!(
+        still.json()["request"].get("response").is_none(),
+        "{}",
+        still.text()
+    );
 }
 
 #[tokio::test]
@@ -354,12 +404,11 @@ async fn replies_naming_another_request_are_refused(app: &TestApp, request: &Bal
 }
 
 #[tokio::test]
-async fn an_unknown_or_malformed_recipient_is_404() {
+async fn an_unknown_recipient_is_404() {
     let (app, _, _) = pending().await;
     for recipient in [
         format!("{PREFIX}{}", "ab".repeat(12)),
-        "MDTP-ARR-0123456789abcdef01234567".to_owned(),
-        "MDTP-GUA-xyz".to_owned(),
+        format!("{PREFIX}{}", "AB".repeat(12)),
     ] {
         let xml = ie037(&recipient, GRN_NO_REPLY, "1");
         app.call_internal(reply_post(&recipient, Some("IE037"), &xml)).await.assert(
@@ -367,6 +416,48 @@ async fn an_unknown_or_malformed_recipient_is_404() {
             json!({"code": "NOT_FOUND", "message": format!("The balance request with message identifier {recipient} was not found")}),
         );
     }
+}
+
+#[tokio::test]
+async fn a_malformed_recipient_is_400_whatever_else_is_wrong() {
+    let (app, _, request) = pending().await;
+    let hex = recipient_of(&request)[PREFIX.len()..].to_owned();
+    for recipient in [
+        // Not hex, too short, too long.
+        format!("{PREFIX}X2b{}", &hex[3..]),
+        "MDTP-GUA-xyz".to_owned(),
+        format!("{PREFIX}{hex}0"),
+        format!("{PREFIX}{}", &hex[1..]),
+        // No prefix, or another service's prefix.
+        hex.clone(),
+        format!("MDTP-ARR-{hex}"),
+        format!("MDTP-DEP-{hex}"),
+        format!("mdtp-gua-{hex}"),
+    ] {
+        let xml = ie037(&recipient, GRN_NO_REPLY, "1");
+        // Refused before the message type or the message is looked at.
+        for message_type in [Some("IE037"), None] {
+            let reply = app
+                .call_internal(reply_post(&recipient, message_type, &xml))
+                .await;
+            assert_eq!(reply.status, 400, "{recipient}: {}", reply.text());
+            assert_eq!(
+                reply.text(),
+                r#"{"code":"BAD_REQUEST","message":"Cannot parse parameter recipient as a message identifier value"}"#,
+                "{recipient}"
+            );
+        }
+    }
+    // The request the well-formed recipient names still waits.
+    assert!(
+        app.tracker
+            .get_by_message_id(request.message_id, app.clock.now())
+            .await
+            .unwrap()
+            .unwrap()
+            .outcome
+            .is_none()
+    );
 }
 
 #[tokio::test]

@@ -131,7 +131,11 @@ async fn same_caller_and_grn_within_60_s_is_throttled() {
     assert!((1..=60).contains(&reply.retry_after()));
     // The lock is per (caller, GRN) whatever the version.
     let reply = app.call(v1_post(&token, TIN, GRN_BALANCE, CODE)).await;
-    assert_eq!(reply.json()["reason"], "API_RATE_LIMIT");
+    assert_eq!(reply.status, 429, "{}", reply.text());
+    assert_eq!(
+        reply.text(),
+        r#"{"code":"TOO_MANY_REQUESTS","message":"Too many requests"}"#
+    );
 }
 
 #[tokio::test]
