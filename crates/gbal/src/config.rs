@@ -398,6 +398,8 @@ impl Config {
         let api = self.api()?;
         api.validate(&balance)
             .map_err(|e| bad(api_key(&api, e.setting), e.reason))?;
+        self.balance
+            .validate_timing(self.public.request_timeout.0, self.gms.retry_budget())?;
         self.expiry.validate()?;
         self.gms.validate(self.mode, &self.internal)?;
         self.database.validate(self.mode)
@@ -810,7 +812,9 @@ impl BalanceSection {
             return Err(bad(
                 "public.request_timeout",
                 format!(
-                    "{} cannot hold a check: GMS's retries (gms.retry.max_elapsed, {}) and the                      longer wait (balance.sync_wait or balance.v2_wait, {}) need {} and the                      answer {} more; raise it or shorten those",
+                    "{} cannot hold a check: GMS's retries (gms.retry.max_elapsed, {}) and the \
+                     longer wait (balance.sync_wait or balance.v2_wait, {}) need {}, and the \
+                     answer {} more; raise it or shorten those",
                     HumanDuration(request_timeout),
                     HumanDuration(retry_budget),
                     HumanDuration(wait),
@@ -823,7 +827,8 @@ impl BalanceSection {
             return Err(bad(
                 "balance.ttl",
                 format!(
-                    "{} must be at least public.request_timeout ({}) plus {}: a request answered                      202 must still be readable, and completable by its reply, afterwards",
+                    "{} must be at least public.request_timeout ({}) plus {}: a request answered \
+                     202 must still be readable, and completable by its reply, afterwards",
                     self.ttl,
                     HumanDuration(request_timeout),
                     HumanDuration(TTL_PAST_REQUEST),
@@ -897,6 +902,15 @@ impl GmsSection {
                 check_url("gms.eis.xi.url", &self.eis.xi.url)?;
                 Ok(())
             }
+        }
+    }
+
+    /// How long a submission may spend retrying before its wait begins: the retry budget of
+    /// the HTTP transports, nothing for the simulator.
+    fn retry_budget(&self) -> Duration {
+        match self.transport {
+            Transport::Simulator => Duration::ZERO,
+            Transport::NctsXml | Transport::EisJson => self.retry.max_elapsed.0,
         }
     }
 
@@ -1139,6 +1153,68 @@ mod tests {
             let e = load(jail, None).unwrap_err();
             assert!(e.0.contains("gms.eis.xi.url:"), "{e}");
         });
+    }
+
+    #[test]
+    fn timings_must_fit_a_request_and_requests_outlive_it() {
+        let refused = |env: &[(&str, &str)], key: &str| {
+            jailed(|jail| {
+                for (var, value) in env {
+                    jail.set_env(var, value);
+                }
+                let e = load(jail, None).unwrap_err();
+                assert!(e.0.starts_with(&format!("{key}:")), "{env:?}: {e}");
+            });
+        };
+        let accepted = |env: &[(&str, &str)]| {
+            jailed(|jail| {
+                for (var, value) in env {
+                    jail.set_env(var, value);
+                }
+                load(jail, None).unwrap_or_else(|e| panic!("{env:?}: {e}"));
+            });
+        };
+        let ncts_xml = [
+            ("GBAL_GMS__TRANSPORT", "ncts-xml"),
+            ("GBAL_GMS__URL", "http://gms:9000/movements/messages"),
+            ("GBAL_INTERNAL__REPLY_TOKEN", "reply-token-0123456789"),
+        ];
+        let with = |extra: &[(&'static str, &'static str)]| {
+            let mut env = ncts_xml.to_vec();
+            env.extend_from_slice(extra);
+            env
+        };
+        // The defaults fit: 5 s of retries + the 20 s v2 wait + a second for the answer, in 30 s.
+        accepted(&with(&[]));
+        // Retries and a wait that cannot both end before the request's deadline.
+        refused(
+            &with(&[("GBAL_GMS__RETRY__MAX_ELAPSED", "10s")]),
+            "public.request_timeout",
+        );
+        refused(
+            &with(&[("GBAL_BALANCE__SYNC_WAIT", "25s")]),
+            "public.request_timeout",
+        );
+        refused(
+            &with(&[("GBAL_PUBLIC__REQUEST_TIMEOUT", "25s")]),
+            "public.request_timeout",
+        );
+        // The simulator does not retry: only the wait counts.
+        accepted(&[("GBAL_BALANCE__V2_WAIT", "28s")]);
+        refused(
+            &[("GBAL_BALANCE__V2_WAIT", "29500ms")],
+            "public.request_timeout",
+        );
+        // A request outlives its request by a minute at least.
+        accepted(&[("GBAL_BALANCE__TTL", "90s")]);
+        refused(&[("GBAL_BALANCE__TTL", "89s")], "balance.ttl");
+        refused(
+            &[
+                ("GBAL_PUBLIC__REQUEST_TIMEOUT", "2m"),
+                ("GBAL_BALANCE__TTL", "2m30s"),
+            ],
+            "balance.ttl",
+        );
     }
 
     #[test]

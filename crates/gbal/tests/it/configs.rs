@@ -156,6 +156,26 @@ async fn the_default_configuration_starts_on_loopback_only() {
         }
         refuses(&env, named);
     }
+    // Timings that cannot fit a request, and requests that would not outlive theirs by a
+    // minute (a 202's id must still be readable).
+    for (env, named) in [
+        (
+            vec![
+                ("GBAL_GMS__TRANSPORT", "ncts-xml"),
+                ("GBAL_GMS__URL", "http://127.0.0.1:9/movements/messages"),
+                ("GBAL_INTERNAL__REPLY_TOKEN", "reply-token-0123456789"),
+                ("GBAL_GMS__RETRY__MAX_ELAPSED", "10s"),
+            ],
+            "public.request_timeout",
+        ),
+        (
+            vec![("GBAL_BALANCE__V2_WAIT", "29500ms")],
+            "public.request_timeout",
+        ),
+        (vec![("GBAL_BALANCE__TTL", "89s")], "balance.ttl"),
+    ] {
+        refuses(&env, named);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -4,7 +4,8 @@
 //! - GMS down: the breaker opens, calls fail fast with 503 and `Retry-After` without reaching
 //!   GMS, `/readyz` stays 200, and calls go through again once GMS is back (no restart);
 //! - a reply after `sync_wait`: 202, then `GET` gives the balance;
-//! - a reply that never comes: pending until the (short) TTL, then 404 and the row is gone;
+//! - a reply that never comes: pending until it expires (its expiry brought forward by the
+//!   database's clock, which measures it), then 404 and the row is gone;
 //! - PostgreSQL stopped under load (a private cluster, `pg_ctl stop -m immediate`, then
 //!   `pg_ctl start`): 503s, `/readyz` 503, nothing hangs past its timeout, recovery without
 //!   a restart, and every 202 still readable afterwards;
@@ -301,23 +302,30 @@ async fn gms_down_opens_the_breaker_fails_fast_and_recovers_without_restart() {
                 .as_u16()
         };
 
-        // Each caller once (a 503 still takes the once-a-minute lock, as HMRC's does).
+        // One caller asking about one GRN again and again: a check whose IE034 never reached
+        // GMS releases its lock, so each retry is served (503 again, never 429). Retry-After is
+        // a second while the breaker is closed, then its cool-down.
         let mut n = 0;
         let mut next_token = || {
             n += 1;
             dev_token(&format!("gms-down-{n}"))
         };
+        let caller = dev_token("gms-down-one-caller");
         for i in 0..3 {
-            let got = post_v1(&client, &public, &next_token(), GRN_BALANCE)
+            let got = post_v1(&client, &public, &caller, GRN_BALANCE)
                 .await
                 .expect("POST");
             assert_eq!(got.status, 503, "refused call {i}: {:?}", got.body);
             assert_eq!(got.body["code"], "SERVICE_UNAVAILABLE");
-            assert!(
-                got.retry_after().is_some(),
-                "no Retry-After: {:?}",
-                got.headers
-            );
+            let retry_after = got.retry_after().expect("Retry-After");
+            if i < 2 {
+                assert_eq!(retry_after, 1, "the breaker is still closed");
+            } else {
+                assert!(
+                    (2..=open_for.as_secs()).contains(&retry_after),
+                    "the third failure opens the breaker for {open_for:?}: {retry_after}"
+                );
+            }
             assert_eq!(ready().await, 200, "/readyz must not follow GMS");
         }
         let opened = Instant::now();
@@ -326,7 +334,7 @@ async fn gms_down_opens_the_breaker_fails_fast_and_recovers_without_restart() {
         // call that reached it would hang for gms.request_timeout (5 s). None reaches it.
         let blackhole = Blackhole::bind(gms_port).await;
         for i in 0..5 {
-            let got = post_v1(&client, &public, &next_token(), GRN_BALANCE)
+            let got = post_v1(&client, &public, &caller, GRN_BALANCE)
                 .await
                 .expect("POST");
             assert_eq!(
@@ -357,18 +365,21 @@ async fn gms_down_opens_the_breaker_fails_fast_and_recovers_without_restart() {
         let logs = server.output().join("\n");
         assert!(logs.contains("GMS circuit open"), "{logs}");
 
-        // GMS comes back on the same port: after the cool-down a trial call goes through and
-        // closes the breaker; no restart.
+        // GMS comes back on the same port: after the cool-down the same caller's retry goes
+        // through (200, not 429: none of its refused checks kept the lock) and closes the
+        // breaker; no restart.
         let _sim = start_sim(
             format!("127.0.0.1:{gms_port}"),
             reply_args(&server.internal, &[]),
         )
         .await;
-        let recovered = gbal_testkit::eventually_some(
+        // At a client's pace, within the caller's request rate.
+        let recovered = gbal_testkit::eventually_some_every(
             open_for + Duration::from_secs(20),
+            Duration::from_millis(200),
             "GMS comes back into use",
             || {
-                let token = next_token();
+                let token = caller.clone();
                 let (client, public) = (&client, &public);
                 async move {
                     let got = post_v1(client, public, &token, GRN_BALANCE)
@@ -504,6 +515,8 @@ async fn a_reply_after_sync_wait_gives_202_then_get_gives_the_balance() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_dropped_reply_stays_pending_until_it_expires_then_404() {
     with_database("gbal_fault", Duration::from_secs(40), |db| async move {
+        // balance.ttl is at least a minute past the request timeout; the request's expiry is
+        // brought forward below instead, by the database's clock, which measures it.
         let ttl = Duration::from_secs(3);
         let (_sim, server, _) = sim_and_gbal(
             &db.url,
@@ -511,8 +524,6 @@ async fn a_dropped_reply_stays_pending_until_it_expires_then_404() {
             &[
                 ("GBAL_BALANCE__SYNC_WAIT", "500ms"),
                 ("GBAL_BALANCE__V2_WAIT", "500ms"),
-                ("GBAL_BALANCE__TTL", "3s"),
-                ("GBAL_PUBLIC__REQUEST_TIMEOUT", "2s"),
                 ("GBAL_EXPIRY__INTERVAL", "1s"),
             ],
         )
@@ -520,15 +531,27 @@ async fn a_dropped_reply_stays_pending_until_it_expires_then_404() {
         let client = http_client(Duration::from_secs(10));
         let token = dev_token("dropped-reply");
 
-        let posted = Instant::now();
         let got = post_v1(&client, &server.public, &token, GRN_NO_REPLY)
             .await
             .expect("POST");
         assert_eq!(got.status, 202, "{:?}", got.body);
         let id = got.body["balanceId"].as_str().expect("balanceId").to_owned();
+        let posted = Instant::now();
+        let pool = db.pool().await;
+        let shortened = sqlx::query(
+            "UPDATE balance_requests SET expires_at = now() + $2::bigint * interval '1 millisecond' \
+             WHERE id = $1::text::uuid",
+        )
+        .bind(&id)
+        .bind(i64::try_from(ttl.as_millis()).expect("small"))
+        .execute(&pool)
+        .await
+        .expect("bring the expiry forward");
+        assert_eq!(shortened.rows_affected(), 1);
+        pool.close().await;
 
-        // Pending, readable, until requestedAt + ttl; then 404 like an unknown id (eventually:
-        // within the TTL and a generous margin).
+        // Pending, readable, until its expiry; then 404 like an unknown id (eventually: within
+        // the TTL and a generous margin).
         let gone = gbal_testkit::eventually_some_every(
             ttl + Duration::from_secs(15),
             Duration::from_millis(200),
@@ -556,8 +579,7 @@ async fn a_dropped_reply_stays_pending_until_it_expires_then_404() {
             },
         )
         .await;
-        // Never gone before its TTL: the row was read after requestedAt + ttl, and requestedAt
-        // is after the POST was sent.
+        // Never gone before its expiry: the database's now + ttl, read after `posted`.
         assert!(
             gone >= ttl,
             "gone too early: 404 {gone:?} after the POST, ttl {ttl:?}"
@@ -570,7 +592,7 @@ async fn a_dropped_reply_stays_pending_until_it_expires_then_404() {
         .await;
         let logs = server.output().join("\n");
         assert!(!logs.contains("expiry sweep failed"), "{logs}");
-        eprintln!("dropped reply: 404 from {gone:?} after the POST (ttl {ttl:?})");
+        eprintln!("dropped reply: 404 from {gone:?} after its expiry was set (ttl {ttl:?})");
     })
     .await;
 }
@@ -730,6 +752,8 @@ async fn postgres_stopped_under_load_gives_503s_and_recovers_without_restart() {
                 ("GBAL_BALANCE__SYNC_WAIT", "1s"),
                 ("GBAL_BALANCE__V2_WAIT", "1s"),
                 ("GBAL_PUBLIC__REQUEST_TIMEOUT", "4s"),
+                // GMS's retries and the wait fit the 4 s request timeout.
+                ("GBAL_GMS__RETRY__MAX_ELAPSED", "1s"),
                 ("GBAL_DATABASE__ACQUIRE_TIMEOUT", "1s"),
                 ("GBAL_DATABASE__MAX_CONNECTIONS", "5"),
             ];
@@ -1060,6 +1084,8 @@ async fn sigkill_with_requests_pending_then_restart_late_replies_complete_them()
             ("GBAL_BALANCE__SYNC_WAIT", "1s"),
             ("GBAL_BALANCE__V2_WAIT", "1s"),
             ("GBAL_PUBLIC__REQUEST_TIMEOUT", "3s"),
+            // GMS's retries and the wait fit the 3 s request timeout.
+            ("GBAL_GMS__RETRY__MAX_ELAPSED", "1s"),
         ];
         let (mut sim, mut server, internal_port) = sim_and_gbal(
             &db.url,
