@@ -8,8 +8,15 @@ use std::time::Duration;
 
 use gbal_tracker::postgres::{SESSION_ENABLE_SEQSCAN, sql};
 
-/// `sql` with `$1`, `$2`, ... replaced by pgbench expressions.
+/// `sql` with `$1`, `$2`, ... replaced by pgbench expressions; panics when the statement has
+/// more parameters than `params` gives (its parameters changed, and the script must follow).
 fn substitute(sql: &str, params: &[&str]) -> String {
+    let beyond = format!("${}", params.len() + 1);
+    assert!(
+        !sql.contains(&beyond),
+        "the statement takes {beyond} and more, the script gives {} parameters: {sql}",
+        params.len()
+    );
     let mut out = sql.to_owned();
     // From the highest number down, so `$1` never eats the start of `$12`.
     for (i, param) in params.iter().enumerate().rev() {
@@ -18,9 +25,10 @@ fn substitute(sql: &str, params: &[&str]) -> String {
     out
 }
 
-/// The pgbench script of one request: take the (caller, GRN) lock and insert the pending
-/// request, then complete it (checking its GRN) with its notification; parameters drawn per
-/// transaction.
+/// The pgbench script of one request, as the tracker runs it against a shared database (its
+/// times measured by the database's clock: every "now" parameter NULL): take the (caller,
+/// GRN) lock and insert the pending request, then complete it (checking its GRN) with its
+/// notification; parameters drawn per transaction.
 pub fn script() -> String {
     // A random UUID made of two random 64-bit halves, and its first 12 bytes.
     let hex = "(lpad(to_hex(:hi::bigint), 16, '0') || lpad(to_hex(:lo::bigint), 16, '0'))";
@@ -32,17 +40,20 @@ pub fn script() -> String {
         sql::LOCK_AND_INSERT,
         &[
             key,
-            "now()",
-            "(now() + interval '60 seconds')",
+            "NULL",
+            // The lock's TTL, 60 s, in microseconds.
+            "60000000",
             &id,
             &message_id,
             "'abcdefghijklmn'",
             "'client-1'",
-            "1::smallint",
+            "1",
             grn,
             "'GB12345678900'",
-            "now()",
-            "(now() + interval '1 hour')",
+            "NULL",
+            "NULL",
+            // The request's lifetime, 1 h, in microseconds.
+            "3600000000",
         ],
     );
     let complete = substitute(
@@ -53,7 +64,7 @@ pub fn script() -> String {
             "'12345678.9'",
             "'GBP'",
             "NULL",
-            "now()",
+            "NULL",
             grn,
             "NULL",
         ],
@@ -123,10 +134,41 @@ pub fn rate(
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use crate::TestDatabase;
+
     #[test]
     fn every_parameter_is_replaced() {
         let script = super::script();
         assert!(!script.contains('$'), "{script}");
         assert_eq!(script.matches(";\n").count(), 2);
+    }
+
+    #[test]
+    #[should_panic(expected = "the statement takes $3 and more")]
+    fn a_statement_with_more_parameters_than_given_is_refused() {
+        super::substitute("SELECT $1, $2, $3", &["1", "2"]);
+    }
+
+    /// The script is what pgbench can run on gbal's schema: every transaction commits, and
+    /// each leaves a completed request.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn pgbench_runs_the_script_on_gbal_s_schema() {
+        let db = TestDatabase::migrated("gbal_pgbench").await;
+        let url = db.url.clone();
+        let rate =
+            tokio::task::spawn_blocking(move || super::rate(&url, 2, Duration::from_secs(1), None))
+                .await
+                .expect("the pgbench task");
+        let completed: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM balance_requests WHERE status = 'SUCCESS'")
+                .fetch_one(&db.pool().await)
+                .await
+                .expect("count the requests");
+        db.drop_database().await;
+        let rate = rate.unwrap_or_else(|e| panic!("{e}"));
+        assert!(rate > 0.0, "{rate} transactions/s");
+        assert!(completed > 0, "no request completed");
     }
 }
