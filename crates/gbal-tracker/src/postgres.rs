@@ -186,11 +186,9 @@ const PENDING: &str = "SELECT count(*), min(requested_at), COALESCE($1::timestam
      FROM balance_requests WHERE expires_at > COALESCE($1::timestamptz, now()) AND status IS NULL";
 
 /// The SQL of one request's hot path, for comparisons with `pgbench`: taking its lock and
-/// recording it, then completing it (with the notification).
+/// recording it, then completing it (with the notification). Wherever a statement takes a
+/// now (`$n` of type `timestamptz`), NULL means the database's `now()`.
 pub mod sql {
-    //! Wherever a statement takes a now (`$n` of type `timestamptz`), NULL means the
-    //! database's `now()`.
-
     /// Takes a lock and records a request under it: `$1` key, `$2` now, `$3` the lock's TTL
     /// in microseconds, `$4`-`$12` the request's nine columns, id to expiry (`$11`, `$12`
     /// NULL: now, and now plus `$13`, the request's lifetime in microseconds).

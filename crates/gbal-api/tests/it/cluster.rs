@@ -110,3 +110,46 @@ async fn once_a_minute_holds_across_instances() {
     drop(simulator);
     db.drop_database().await;
 }
+
+#[tokio::test]
+async fn instances_whose_clocks_are_minutes_apart_share_one_minute_and_the_requests() {
+    // Lock windows and expiry are the database's: A runs ten minutes ahead of B.
+    let db = TestDatabase::migrated("gbal_api").await;
+    let now = time::OffsetDateTime::now_utc();
+    let app = |clock: Arc<TestClock>| {
+        let db = &db;
+        async move {
+            let mut parts = Parts::on(Arc::new(db.tracker().await));
+            parts.clock = clock;
+            parts.balance.sync_wait = Duration::from_millis(200);
+            let gms = parts.simulator();
+            TestApp::build(parts, gms, |_| {}).await
+        }
+    };
+    let ahead = TestClock::at(now + time::Duration::minutes(5));
+    let a = app(Arc::clone(&ahead)).await;
+    let b = app(TestClock::at(now - time::Duration::minutes(5))).await;
+    use crate::support::sandbox::{CODE, GRN_BALANCE, GRN_NO_REPLY, TIN};
+    let sub = caller("skewed");
+    let token = token(&sub);
+
+    // B, ten minutes behind, takes the lock; A, whose clock says it lapsed long ago, is
+    // refused for the lock's time left by the database's clock: at most its 60 s.
+    assert_eq!(b.call(v2_post(&token, GRN_BALANCE, CODE)).await.status, 200);
+    let refused = a.call(v2_post(&token, GRN_BALANCE, CODE)).await;
+    assert_eq!(refused.status, 429, "{}", refused.text());
+    assert!(
+        (50..=60).contains(&refused.retry_after()),
+        "Retry-After {}",
+        refused.retry_after()
+    );
+    // A request B made is A's to read, and its lifetime is the database's: neither A's
+    // clock ten minutes ahead, nor two hours more of it, expire it.
+    let pending = b.call(v1_post(&token, TIN, GRN_NO_REPLY, CODE)).await;
+    assert_eq!(pending.status, 202, "{}", pending.text());
+    let id = pending.json()["balanceId"].as_str().unwrap().to_owned();
+    assert_eq!(a.call(v1_get(&token, &id)).await.status, 200);
+    ahead.advance(Duration::from_secs(2 * 3600));
+    assert_eq!(a.call(v1_get(&token, &id)).await.status, 200);
+    db.drop_database().await;
+}

@@ -388,7 +388,11 @@ async fn each_instance_has_its_own_breaker() {
 async fn eis_json_answers_every_query_within_the_call() {
     let (gb, xi) = (MockServer::start().await, MockServer::start().await);
     let gms = adapter(&gb, &xi);
-    for grn in ["26GB0000010000012", "26XI0000010000036", "22FR0000010000012"] {
+    for grn in [
+        "26GB0000010000012",
+        "26XI0000010000036",
+        "22FR0000010000012",
+    ] {
         assert!(gms.answers_within_call(&query(grn, None, "AC01")), "{grn}");
     }
 }

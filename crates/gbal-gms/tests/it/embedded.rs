@@ -275,7 +275,11 @@ async fn it_says_which_queries_it_answers_within_the_call() {
     let (sink, _delivered) = RecordingSink::new();
     let sim = EmbeddedSimulator::new(defaults::embedded(dataset()), sink);
     // At once: a plain guarantee, an IE917 one, one the data set does not hold.
-    for grn in ["26GB0000010000012", "26GB0000090000037", "26GB0000010000999"] {
+    for grn in [
+        "26GB0000010000012",
+        "26GB0000090000037",
+        "26GB0000010000999",
+    ] {
         assert!(sim.answers_within_call(&query(grn, TIN, "AC01")), "{grn}");
         assert!(matches!(
             sim.submit(&query(grn, TIN, "AC01"), &context()).await,

@@ -372,11 +372,14 @@ async fn hanging_up_mid_answer() -> std::net::SocketAddr {
 async fn each_failure_says_whether_the_ie034_can_have_reached_gms() {
     let q = query("26GB0000010000012", None, "AC01");
     // Never reached it, or refused before accepting it: nothing can come of it.
-    let refused = NctsXmlGms::new(defaults::ncts_xml(fast(url(refusing_addr().await, PATH), "t")))
-        .expect("client")
-        .submit(&q, &context())
-        .await
-        .unwrap_err();
+    let refused = NctsXmlGms::new(defaults::ncts_xml(fast(
+        url(refusing_addr().await, PATH),
+        "t",
+    )))
+    .expect("client")
+    .submit(&q, &context())
+    .await
+    .unwrap_err();
     let unavailable = adapter(&answering(503).await)
         .submit(&q, &context())
         .await
@@ -473,7 +476,10 @@ async fn no_attempt_runs_past_the_checks_deadline() {
     let mut ctx = context();
     ctx.deadline = Some(Instant::now() + Duration::from_millis(300));
     let result = gms.submit(&q, &ctx).await;
-    assert!(matches!(result, Err(GmsError::Unavailable { .. })), "{result:?}");
+    assert!(
+        matches!(result, Err(GmsError::Unavailable { .. })),
+        "{result:?}"
+    );
     assert_eq!(
         requests(&refusing).await.len(),
         1,
