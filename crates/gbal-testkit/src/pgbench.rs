@@ -1,6 +1,7 @@
 //! `pgbench` running the tracker's own per-request SQL: the yardstick the benchmarks compare
 //! gbal's throughput with (the database work of one request, with nothing else around it).
-//! Used by the benchmarks of gbal-tracker and of the binary.
+//! Used by the benchmarks of gbal-tracker and of the binary. A request's work depends on how
+//! GMS answers ([`Work`]), so each benchmark compares with the work its requests do.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -25,11 +26,29 @@ fn substitute(sql: &str, params: &[&str]) -> String {
     out
 }
 
-/// The pgbench script of one request, as the tracker runs it against a shared database (its
-/// times measured by the database's clock: every "now" parameter NULL): take the (caller,
-/// GRN) lock and insert the pending request, then complete it (checking its GRN) with its
-/// notification; parameters drawn per transaction.
+/// What the store does for one v1 request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Work {
+    /// GMS's reply comes later (ncts-xml): take the lock and record the pending request in
+    /// one statement, then complete it (checking its GRN) with its notification.
+    ReplyLater,
+    /// GMS answers within the call (eis-json, the embedded simulator): take the lock
+    /// (committed without waiting for the disk), then record the request with its answer.
+    AnsweredAtOnce,
+}
+
+/// The pgbench script of one request of [`Work::ReplyLater`] ([`script_for`]).
 pub fn script() -> String {
+    script_for(Work::ReplyLater)
+}
+
+/// The pgbench script of one request doing `work`, as the tracker runs it against a shared
+/// database (its times measured by the database's clock: every "now" parameter NULL);
+/// parameters drawn per transaction.
+pub fn script_for(work: Work) -> String {
+    if work == Work::AnsweredAtOnce {
+        return answered_script();
+    }
     // A random UUID made of two random 64-bit halves, and its first 12 bytes.
     let hex = "(lpad(to_hex(:hi::bigint), 16, '0') || lpad(to_hex(:lo::bigint), 16, '0'))";
     let id = format!("{hex}::uuid");
@@ -75,6 +94,39 @@ pub fn script() -> String {
     )
 }
 
+/// [`Work::AnsweredAtOnce`]: the lock on behalf of the request, then the answered request.
+fn answered_script() -> String {
+    let hex = "(lpad(to_hex(:hi::bigint), 16, '0') || lpad(to_hex(:lo::bigint), 16, '0'))";
+    let id = format!("{hex}::uuid");
+    let message_id = format!("decode(left({hex}, 24), 'hex')");
+    let key = "('bench/' || :client_id || '/' || :hi)";
+    let take_lock = substitute(sql::TAKE_LOCK, &[key, "NULL", "60000000", &id]);
+    let insert_completed = substitute(
+        sql::INSERT_COMPLETED,
+        &[
+            &id,
+            &message_id,
+            "'abcdefghijklmn'",
+            "'client-1'",
+            "1",
+            "'21GB3300BE0001067A001017'",
+            "'GB12345678900'",
+            "NULL",
+            "NULL",
+            "3600000000",
+            "'SUCCESS'",
+            "'12345678.9'",
+            "'GBP'",
+            "NULL",
+            "NULL",
+        ],
+    );
+    format!(
+        "\\set hi random(1, 9223372036854775806)\n\\set lo random(1, 9223372036854775806)\n\
+         {take_lock};\n{insert_completed};\n"
+    )
+}
+
 /// The pgbench executable: in `GBAL_PG_BIN`, else the newest `/usr/lib/postgresql/*/bin`,
 /// else on `PATH` ([`crate::pg_bin`]).
 pub fn binary() -> PathBuf {
@@ -82,17 +134,29 @@ pub fn binary() -> PathBuf {
         .map_or_else(|| PathBuf::from("pgbench"), |dir| dir.join("pgbench"))
 }
 
-/// Runs [`script`] with `pgbench -n -M prepared -j 2 -c <clients> -T <duration>` against
-/// `url`, with the session settings of the tracker's connections, and returns its
-/// transactions per second. `synchronous_commit` sets the session's setting when given.
+/// [`rate_for`] of [`Work::ReplyLater`].
 pub fn rate(
     url: &str,
     clients: u32,
     duration: Duration,
     synchronous_commit: Option<&str>,
 ) -> Result<f64, String> {
+    rate_for(Work::ReplyLater, url, clients, duration, synchronous_commit)
+}
+
+/// Runs [`script_for`] `work` with `pgbench -n -M prepared -j 2 -c <clients> -T <duration>`
+/// against `url`, with the session settings of the tracker's connections, and returns its
+/// transactions per second. `synchronous_commit` sets the session's setting when given.
+pub fn rate_for(
+    work: Work,
+    url: &str,
+    clients: u32,
+    duration: Duration,
+    synchronous_commit: Option<&str>,
+) -> Result<f64, String> {
     let path = std::env::temp_dir().join(format!("gbal-pgbench-{}.sql", std::process::id()));
-    std::fs::write(&path, script()).map_err(|e| format!("writing {}: {e}", path.display()))?;
+    std::fs::write(&path, script_for(work))
+        .map_err(|e| format!("writing {}: {e}", path.display()))?;
     let mut command = Command::new(binary());
     // The session settings of the tracker's own connections, and the one asked for.
     let mut pg_options = format!("-c enable_seqscan={SESSION_ENABLE_SEQSCAN}");
@@ -138,11 +202,15 @@ mod tests {
 
     use crate::TestDatabase;
 
+    use super::Work;
+
     #[test]
     fn every_parameter_is_replaced() {
-        let script = super::script();
-        assert!(!script.contains('$'), "{script}");
-        assert_eq!(script.matches(";\n").count(), 2);
+        for work in [Work::ReplyLater, Work::AnsweredAtOnce] {
+            let script = super::script_for(work);
+            assert!(!script.contains('$'), "{script}");
+            assert_eq!(script.matches(";\n").count(), 2);
+        }
     }
 
     #[test]
@@ -151,16 +219,26 @@ mod tests {
         super::substitute("SELECT $1, $2, $3", &["1", "2"]);
     }
 
-    /// The script is what pgbench can run on gbal's schema: every transaction commits, and
+    /// Each script is what pgbench can run on gbal's schema: every transaction commits, and
     /// each leaves a completed request.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn pgbench_runs_the_script_on_gbal_s_schema() {
+    async fn pgbench_runs_the_reply_later_script_on_gbal_s_schema() {
+        pgbench_runs(Work::ReplyLater).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn pgbench_runs_the_answered_at_once_script_on_gbal_s_schema() {
+        pgbench_runs(Work::AnsweredAtOnce).await;
+    }
+
+    async fn pgbench_runs(work: Work) {
         let db = TestDatabase::migrated("gbal_pgbench").await;
         let url = db.url.clone();
-        let rate =
-            tokio::task::spawn_blocking(move || super::rate(&url, 2, Duration::from_secs(1), None))
-                .await
-                .expect("the pgbench task");
+        let rate = tokio::task::spawn_blocking(move || {
+            super::rate_for(work, &url, 2, Duration::from_secs(1), None)
+        })
+        .await
+        .expect("the pgbench task");
         let completed: i64 =
             sqlx::query_scalar("SELECT count(*) FROM balance_requests WHERE status = 'SUCCESS'")
                 .fetch_one(&db.pool().await)

@@ -196,6 +196,9 @@ pub mod sql {
     /// Takes a lock alone, committed without waiting for the disk: `$1` key, `$2` now, `$3`
     /// TTL in microseconds, `$4` the owner or NULL.
     pub const TAKE_LOCK: &str = super::TAKE_LOCK;
+    /// Records a request already answered: `$1`-`$10` as [`LOCK_AND_INSERT`]'s `$4`-`$13`,
+    /// `$11`-`$14` the outcome, `$15` when (NULL: now).
+    pub const INSERT_COMPLETED: &str = super::INSERT_COMPLETED;
     /// Frees a lock held on behalf of `$2` and removes the pending request `$3`: `$1` key.
     pub const RELEASE: &str = super::RELEASE;
     /// Completes a request and notifies: `$1` message id, `$2`-`$5` outcome, `$6` now, `$7`

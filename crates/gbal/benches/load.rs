@@ -7,8 +7,11 @@
 //! per-caller rate applies; GMS's per-TIN query limit is raised out of the way.
 //!
 //! Both sides get the same: `GBAL_LOAD_CLIENTS` HTTP clients against gbal, which has as many
-//! database connections, and as many pgbench clients; each side is warmed up before it is
-//! measured. Throughput counts only answers of the expected kind (200 with a balance); any
+//! database connections, and as many pgbench clients, running what the store does for the
+//! mode's requests (`gbal_testkit::pgbench::Work`: with the embedded simulator the answer
+//! comes within the call, so the lock and then the answered request; with ncts-xml the lock
+//! and the pending request, then the completion and its notification); each side is warmed up
+//! before it is measured. Throughput counts only answers of the expected kind (200 with a balance); any
 //! other answer is an error, counted and printed apart. For each mode it runs
 //! `GBAL_LOAD_ROUNDS` (at least 3) alternating rounds of gbal's maximum throughput (closed
 //! loop) and pgbench's rate, on emptied tables each, and prints every round with its ratio
@@ -377,11 +380,11 @@ fn median(values: &mut [f64]) -> f64 {
     values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
-/// pgbench on `url` for `duration` with `clients` clients, off the async threads.
-async fn pgbench_rate(url: &str, clients: usize, duration: Duration) -> f64 {
+/// pgbench doing `work` on `url` for `duration` with `clients` clients, off the async threads.
+async fn pgbench_rate(work: pgbench::Work, url: &str, clients: usize, duration: Duration) -> f64 {
     let url = url.to_owned();
     let clients = u32::try_from(clients).expect("a client count");
-    tokio::task::spawn_blocking(move || pgbench::rate(&url, clients, duration, None))
+    tokio::task::spawn_blocking(move || pgbench::rate_for(work, &url, clients, duration, None))
         .await
         .expect("pgbench task")
         .unwrap_or_else(|e| panic!("{e}"))
@@ -462,11 +465,19 @@ async fn run_mode(
         mode: mode.to_owned(),
         next: AtomicU64::new(0),
     });
+    // pgbench does what the store does for gbal's requests in this mode: a reply that comes
+    // later (lock and pending request, then the completion and its notification), or an
+    // answer within the call (the lock, then the answered request).
+    let work = if mode == "ncts-xml" {
+        pgbench::Work::ReplyLater
+    } else {
+        pgbench::Work::AnsweredAtOnce
+    };
     // Warm up each side: connections, prepared statements, the first pages of every index
     // (pgbench's once, on the database gbal's rounds then share).
     let _ = closed_loop(target.clone(), clients, WARM_UP).await;
     reset(&url).await;
-    let _ = pgbench_rate(&url, clients, WARM_UP).await;
+    let _ = pgbench_rate(work, &url, clients, WARM_UP).await;
 
     // Alternating rounds: gbal, then pgbench on the same emptied tables, while gbal is idle
     // but still listening (the server delivers each completion's notification to its
@@ -478,7 +489,7 @@ async fn run_mode(
         let (rate, mut tally) = closed_loop(target.clone(), clients, duration).await;
         let error_rate = tally.errors as f64 / duration.as_secs_f64();
         reset(&url).await;
-        let tps = pgbench_rate(&url, clients, duration).await;
+        let tps = pgbench_rate(work, &url, clients, duration).await;
         println!(
             "{mode}: round {round}/{rounds}: gbal {rate:.0} balances/s ({clients} clients, {secs} s; \
              errors {error_rate:.1}/s: {}), pgbench {tps:.0} transactions/s ({clients} clients): \
@@ -496,7 +507,7 @@ async fn run_mode(
     let target_ratio = if mode == "embedded" { 70.0 } else { 50.0 };
     println!(
         "{mode}: median of {rounds} rounds: gbal {max_rate:.0} balances/s, pgbench {tps:.0} \
-         transactions/s with the tracker's per-request SQL; gbal / pgbench {ratio:.1}% (each \
+         transactions/s with the tracker's per-request SQL ({work:?}); gbal / pgbench {ratio:.1}% (each \
          round's ratio: {}; target at least {target_ratio:.0}%)",
         ratios
             .iter()
