@@ -62,12 +62,22 @@ impl Server {
         let mut early = Vec::new();
         while public.is_none() || internal.is_none() {
             let left = deadline.saturating_duration_since(Instant::now());
-            let Ok(line) = lines.recv_timeout(left) else {
-                let _ = child.kill();
-                panic!(
-                    "gbal serve did not say where it listens within 30 s; it printed:\n{}",
-                    early.join("\n")
-                );
+            let line = match lines.recv_timeout(left) {
+                Ok(line) => line,
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    let status = child.wait().expect("wait");
+                    panic!(
+                        "gbal serve exited ({status}) before it said where it listens; it printed:\n{}",
+                        early.join("\n")
+                    );
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    let _ = child.kill();
+                    panic!(
+                        "gbal serve did not say where it listens within 30 s; it printed:\n{}",
+                        early.join("\n")
+                    );
+                }
             };
             let url = |l: &str| {
                 l.split_whitespace()
