@@ -511,11 +511,12 @@ async fn drive_and_scrape(db: &TestDatabase, done: impl Fn(&str) -> bool) -> Str
         .expect("v1 POST");
     assert_eq!(again.status(), 429);
 
-    // Another caller over its request rate (`rate_limit.burst` requests at once, and more).
+    // Another caller over its request rate: requests one after the other, faster than
+    // `rate_limit.per_second` once its `rate_limit.burst` is spent.
     let flooder = dev_token("observability-flood");
     let burst: u32 = gbal_testkit::defaults::integer("rate_limit.burst");
     let mut throttled = false;
-    for _ in 0..=burst * 2 {
+    for _ in 0..burst * 10 {
         let answer = client()
             .get(format!(
                 "{base}/balances/22b9899e-24ee-48e6-a189-97d1f45391c4"
