@@ -565,23 +565,32 @@ fn lifetime(request: &NewBalanceRequest) -> Result<i64, TrackerError> {
     )
 }
 
+/// Binds a new request's columns, in the order every inserting statement lists them:
+/// id, message id, message ref, caller, API version, GRN, TIN, requested at, expires at,
+/// lifetime (times through [`PgTracker::at`]).
+macro_rules! bind_new_request {
+    ($query:expr, $tracker:expr, $request:expr, $lifetime:expr) => {
+        $query
+            .bind($request.id.as_uuid())
+            .bind($request.message_id().as_bytes().as_slice())
+            .bind($request.message_ref.as_str())
+            .bind($request.caller.as_str())
+            .bind($request.api_version.number())
+            .bind($request.grn.as_str())
+            .bind($request.tin.as_ref().map(|t| t.as_str()))
+            .bind($tracker.at($request.requested_at))
+            .bind($tracker.at($request.expires_at))
+            .bind($lifetime)
+    };
+}
+
 #[async_trait]
 impl Tracker for PgTracker {
     async fn insert(&self, request: &NewBalanceRequest) -> Result<(), TrackerError> {
         let lifetime = lifetime(request)?;
         self.bounded(async {
             let mut lease = self.conns.acquire().await?;
-            let done = sqlx::query(INSERT)
-                .bind(request.id.as_uuid())
-                .bind(request.message_id().as_bytes().as_slice())
-                .bind(request.message_ref.as_str())
-                .bind(request.caller.as_str())
-                .bind(request.api_version.number())
-                .bind(request.grn.as_str())
-                .bind(request.tin.as_ref().map(|t| t.as_str()))
-                .bind(self.at(request.requested_at))
-                .bind(self.at(request.expires_at))
-                .bind(lifetime)
+            let done = bind_new_request!(sqlx::query(INSERT), self, request, lifetime)
                 .execute(lease.conn())
                 .await;
             lease.check(done)?;
@@ -600,17 +609,7 @@ impl Tracker for PgTracker {
         let columns = OutcomeColumns::of(outcome)?;
         self.bounded(async {
             let mut lease = self.conns.acquire().await?;
-            let done = sqlx::query(INSERT_COMPLETED)
-                .bind(request.id.as_uuid())
-                .bind(request.message_id().as_bytes().as_slice())
-                .bind(request.message_ref.as_str())
-                .bind(request.caller.as_str())
-                .bind(request.api_version.number())
-                .bind(request.grn.as_str())
-                .bind(request.tin.as_ref().map(|t| t.as_str()))
-                .bind(self.at(request.requested_at))
-                .bind(self.at(request.expires_at))
-                .bind(lifetime)
+            let done = bind_new_request!(sqlx::query(INSERT_COMPLETED), self, request, lifetime)
                 .bind(columns.status)
                 .bind(columns.balance.as_deref())
                 .bind(columns.currency.as_deref())
@@ -636,22 +635,17 @@ impl Tracker for PgTracker {
         let answer = self
             .bounded(async {
                 let mut lease = self.conns.acquire().await?;
-                let row = sqlx::query_as::<_, (bool, bool)>(LOCK_AND_INSERT)
-                    .bind(key)
-                    .bind(self.at(now))
-                    .bind(ttl_micros)
-                    .bind(request.id.as_uuid())
-                    .bind(request.message_id().as_bytes().as_slice())
-                    .bind(request.message_ref.as_str())
-                    .bind(request.caller.as_str())
-                    .bind(request.api_version.number())
-                    .bind(request.grn.as_str())
-                    .bind(request.tin.as_ref().map(|t| t.as_str()))
-                    .bind(self.at(request.requested_at))
-                    .bind(self.at(request.expires_at))
-                    .bind(lifetime)
-                    .fetch_one(lease.conn())
-                    .await;
+                let row = bind_new_request!(
+                    sqlx::query_as::<_, (bool, bool)>(LOCK_AND_INSERT)
+                        .bind(key)
+                        .bind(self.at(now))
+                        .bind(ttl_micros),
+                    self,
+                    request,
+                    lifetime
+                )
+                .fetch_one(lease.conn())
+                .await;
                 lease.check(row)
             })
             .await?;

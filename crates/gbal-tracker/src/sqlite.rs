@@ -361,19 +361,27 @@ impl SqliteTracker {
     }
 }
 
+/// Binds a new request's columns, in the order both inserting statements list them: id,
+/// message id, message ref, caller, API version, GRN, TIN, requested at, expires at.
+macro_rules! bind_new_request {
+    ($query:expr, $request:expr) => {
+        $query
+            .bind($request.id.as_uuid())
+            .bind($request.message_id().as_bytes().as_slice())
+            .bind($request.message_ref.as_str())
+            .bind($request.caller.as_str())
+            .bind($request.api_version.number())
+            .bind($request.grn.as_str())
+            .bind($request.tin.as_ref().map(|t| t.as_str()))
+            .bind(to_micros($request.requested_at))
+            .bind(to_micros($request.expires_at))
+    };
+}
+
 #[async_trait]
 impl Tracker for SqliteTracker {
     async fn insert(&self, request: &NewBalanceRequest) -> Result<(), TrackerError> {
-        sqlx::query(INSERT)
-            .bind(request.id.as_uuid())
-            .bind(request.message_id().as_bytes().as_slice())
-            .bind(request.message_ref.as_str())
-            .bind(request.caller.as_str())
-            .bind(request.api_version.number())
-            .bind(request.grn.as_str())
-            .bind(request.tin.as_ref().map(|t| t.as_str()))
-            .bind(to_micros(request.requested_at))
-            .bind(to_micros(request.expires_at))
+        bind_new_request!(sqlx::query(INSERT), request)
             .execute(&self.pool)
             .await
             .map_err(from_sqlx)?;
@@ -387,16 +395,7 @@ impl Tracker for SqliteTracker {
         completed_at: OffsetDateTime,
     ) -> Result<(), TrackerError> {
         let columns = OutcomeColumns::of(outcome)?;
-        sqlx::query(INSERT_COMPLETED)
-            .bind(request.id.as_uuid())
-            .bind(request.message_id().as_bytes().as_slice())
-            .bind(request.message_ref.as_str())
-            .bind(request.caller.as_str())
-            .bind(request.api_version.number())
-            .bind(request.grn.as_str())
-            .bind(request.tin.as_ref().map(|t| t.as_str()))
-            .bind(to_micros(request.requested_at))
-            .bind(to_micros(request.expires_at))
+        bind_new_request!(sqlx::query(INSERT_COMPLETED), request)
             .bind(columns.status)
             .bind(columns.balance.as_deref())
             .bind(columns.currency.as_deref())
