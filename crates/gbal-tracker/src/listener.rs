@@ -13,17 +13,10 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::waiters::Waiters;
 
-/// The name of the notification channel completions are announced on, as a literal, so that
-/// SQL written with `concat!` can name it too ([`COMPLETION_CHANNEL`] is the same name).
-macro_rules! completion_channel {
-    () => {
-        "gbal_request_completed"
-    };
-}
-pub(crate) use completion_channel;
-
 /// The notification channel completions are announced on; the payload is the request id.
-pub const COMPLETION_CHANNEL: &str = completion_channel!();
+/// The completing statement (`src/postgres/complete.sql`) names it as a literal, since
+/// sqlx's query macros read a statement whole from its file; a test checks they agree.
+pub const COMPLETION_CHANNEL: &str = "gbal_request_completed";
 
 /// First wait after a failed connection; doubles up to [`MAX_BACKOFF`].
 const MIN_BACKOFF: Duration = Duration::from_millis(50);

@@ -16,7 +16,6 @@ use gbal_core::{
     MessageId, NewBalanceRequest, Outcome, PendingRequests, ReplyMatch, Tracker, TrackerError,
     lock_then_insert,
 };
-use sqlx::FromRow;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::PgConnectOptions;
 use time::OffsetDateTime;
@@ -24,7 +23,7 @@ use uuid::Uuid;
 
 use crate::connections::PgConnections;
 use crate::error::timed_out;
-use crate::listener::{Listener, completion_channel};
+use crate::listener::Listener;
 use crate::lock::held_until;
 use crate::row::{OutcomeColumns, StoredRequest, pending_requests};
 use crate::waiters::{self, Waiters};
@@ -57,71 +56,38 @@ pub struct PgConfig {
 // this keeps every cached plan on the right index, including plans made while the table was
 // empty (when every path costs nothing and the planner may pick any).
 
-/// The columns of a request, as [`StoredRequest`] reads them.
-macro_rules! request_columns {
-    () => {
-        "id, message_id, message_ref, caller, api_version, grn, tin, requested_at, expires_at, \
-         completed_at, status, balance::text AS balance, currency, errors::text AS errors"
-    };
-}
+// The statements are written once each, in `src/postgres/*.sql`: sqlx's query macros
+// (`query_file!` and its kin) check them against the schema at compile time (against the
+// committed query data in `.sqlx/` when offline; `scripts/sqlx-prepare` writes it), and the
+// constants below are the same text, for `pgbench` and for the plan tests. The macros take
+// their SQL as a literal or a file, never as a constant: hence files, named in both places.
+// A parameter read as `numeric` or `jsonb` is passed as text and cast (`$n::text::numeric`),
+// as the tracker keeps both as text on the Rust side. Columns the macros cannot prove
+// non-null (an expression, a column of a CTE) are named `"name!"` where they never are null.
 
 /// Records a pending request: `$8` and `$9` its times, or NULL for the database's now and
 /// now plus `$10`, its lifetime in microseconds.
-const INSERT: &str = "INSERT INTO balance_requests \
-     (id, message_id, message_ref, caller, api_version, grn, tin, requested_at, expires_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, COALESCE($8::timestamptz, now()), \
-     COALESCE($9::timestamptz, now() + $10::bigint * interval '1 microsecond'))";
+const INSERT: &str = include_str!("postgres/insert.sql");
 
 /// [`INSERT`] of a request already answered (`$11`-`$14` the outcome, `$15` when, or NULL for
 /// the database's now), with no notification: nobody waits for it.
-const INSERT_COMPLETED: &str = "INSERT INTO balance_requests \
-     (id, message_id, message_ref, caller, api_version, grn, tin, requested_at, expires_at, \
-     status, balance, currency, errors, completed_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, COALESCE($8::timestamptz, now()), \
-     COALESCE($9::timestamptz, now() + $10::bigint * interval '1 microsecond'), \
-     $11, $12::numeric, $13, $14::jsonb, COALESCE($15::timestamptz, now()))";
+const INSERT_COMPLETED: &str = include_str!("postgres/insert_completed.sql");
 
 /// Records the first outcome of a live request and announces it, in one statement (so in one
 /// transaction): the notification is sent if and only if the update commits. `$7` and `$8`,
 /// when not null, are what the request must match (`ReplyMatch`): its GRN in ASCII upper
 /// case (`upper` under the "C" collation changes ASCII letters only, whatever the database's
-/// locale), or its message ref.
-const COMPLETE: &str = concat!(
-    "WITH done AS (UPDATE balance_requests \
-     SET status = $2, balance = $3::numeric, currency = $4, errors = $5::jsonb, \
-     completed_at = COALESCE($6::timestamptz, now()) \
-     WHERE message_id = $1 AND expires_at + interval '0' > COALESCE($6::timestamptz, now()) \
-     AND status IS NULL \
-     AND ($7::text IS NULL OR upper(grn COLLATE \"C\") = $7) \
-     AND ($8::text IS NULL OR message_ref = $8) RETURNING *) \
-     SELECT ",
-    request_columns!(),
-    " FROM done, LATERAL pg_notify('",
-    completion_channel!(),
-    "', done.id::text) AS notified"
-);
+/// locale), or its message ref. The channel is [`COMPLETION_CHANNEL`](crate::COMPLETION_CHANNEL),
+/// written out as a literal (the statement is a file the query macro reads); a test checks
+/// the two agree.
+const COMPLETE: &str = include_str!("postgres/complete.sql");
 
-const BY_MESSAGE_ID: &str = concat!(
-    "SELECT ",
-    request_columns!(),
-    " FROM balance_requests WHERE message_id = $1 \
-     AND expires_at + interval '0' > COALESCE($2::timestamptz, now())"
-);
+const BY_MESSAGE_ID: &str = include_str!("postgres/by_message_id.sql");
 
-const BY_ID_FOR_CALLER: &str = concat!(
-    "SELECT ",
-    request_columns!(),
-    " FROM balance_requests WHERE id = $1 AND caller = $2 \
-     AND expires_at + interval '0' > COALESCE($3::timestamptz, now())"
-);
+const BY_ID_FOR_CALLER: &str = include_str!("postgres/by_id_for_caller.sql");
 
 /// A live request by id (a wait's reads).
-const BY_ID: &str = concat!(
-    "SELECT ",
-    request_columns!(),
-    " FROM balance_requests WHERE id = $1 \
-     AND expires_at + interval '0' > COALESCE($2::timestamptz, now())"
-);
+const BY_ID: &str = include_str!("postgres/by_id.sql");
 
 /// Takes a free or lapsed lock `$1` at `$2` for `$3` microseconds on behalf of `$4` (or
 /// nobody); a held lock is left alone. The answer's first column is the expiry of the lock
@@ -129,24 +95,14 @@ const BY_ID: &str = concat!(
 /// not wait for the WAL to reach the disk (`synchronous_commit` off for this transaction
 /// only): a crash may lose the lock, never an answer; a durable commit after it (a request
 /// recorded under it) flushes it too, the WAL being written in order.
-const TAKE_LOCK: &str = "WITH taken AS (\
-     INSERT INTO request_locks (key, expires_at, owner) \
-     VALUES ($1, COALESCE($2::timestamptz, now()) + $3::bigint * interval '1 microsecond', $4) \
-     ON CONFLICT (key) DO UPDATE SET expires_at = EXCLUDED.expires_at, owner = EXCLUDED.owner \
-     WHERE request_locks.expires_at <= COALESCE($2::timestamptz, now()) RETURNING expires_at) \
-     SELECT (SELECT expires_at FROM taken), set_config('synchronous_commit', 'off', true)";
+const TAKE_LOCK: &str = include_str!("postgres/take_lock.sql");
 
 /// A lock's expiry, and the now it is measured against (`$2`, or the database's).
-const LOCK_HOLDER: &str = "SELECT expires_at, COALESCE($2::timestamptz, now()) \
-     FROM request_locks WHERE key = $1";
+const LOCK_HOLDER: &str = include_str!("postgres/lock_holder.sql");
 
 /// Frees lock `$1` if it is held on behalf of `$2`, and removes request `$3` if it is still
 /// pending, in one statement (so in one transaction); answers how many of each went.
-const RELEASE: &str = "WITH freed AS (\
-     DELETE FROM request_locks WHERE key = $1 AND owner = $2 RETURNING key), \
-     removed AS (\
-     DELETE FROM balance_requests WHERE id = $3 AND status IS NULL RETURNING id) \
-     SELECT (SELECT count(*) FROM freed), (SELECT count(*) FROM removed)";
+const RELEASE: &str = include_str!("postgres/release.sql");
 
 /// [`TAKE_LOCK`] (on behalf of the request) and, only if the lock was taken, [`INSERT`]
 /// (`$4`-`$13`), in one statement, durable.
@@ -154,36 +110,17 @@ const RELEASE: &str = "WITH freed AS (\
 /// A held lock's expiry is read by a second statement: reading it here too would put a scan
 /// of `request_locks` in every check's statement, and a plan made while the table was empty
 /// scans it sequentially (measured: a third of the statement's rate as the table grew).
-const LOCK_AND_INSERT: &str = "WITH locked AS (\
-     INSERT INTO request_locks (key, expires_at, owner) \
-     VALUES ($1, COALESCE($2::timestamptz, now()) + $3::bigint * interval '1 microsecond', \
-     $4::uuid) \
-     ON CONFLICT (key) DO UPDATE SET expires_at = EXCLUDED.expires_at, owner = EXCLUDED.owner \
-     WHERE request_locks.expires_at <= COALESCE($2::timestamptz, now()) RETURNING expires_at), \
-     recorded AS (\
-     INSERT INTO balance_requests \
-     (id, message_id, message_ref, caller, api_version, grn, tin, requested_at, expires_at) \
-     SELECT $4::uuid, $5::bytea, $6::text, $7::text, $8::smallint, $9::text, $10::text, \
-     COALESCE($11::timestamptz, now()), \
-     COALESCE($12::timestamptz, now() + $13::bigint * interval '1 microsecond') \
-     WHERE EXISTS (SELECT 1 FROM locked) \
-     ON CONFLICT DO NOTHING RETURNING id) \
-     SELECT EXISTS (SELECT 1 FROM locked), EXISTS (SELECT 1 FROM recorded)";
+const LOCK_AND_INSERT: &str = include_str!("postgres/lock_and_insert.sql");
 
-const EXPIRE_REQUESTS: &str = "DELETE FROM balance_requests WHERE id IN \
-     (SELECT id FROM balance_requests WHERE expires_at <= COALESCE($1::timestamptz, now()) \
-      ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED)";
+const EXPIRE_REQUESTS: &str = include_str!("postgres/expire_requests.sql");
 
-const EXPIRE_LOCKS: &str = "DELETE FROM request_locks WHERE key IN \
-     (SELECT key FROM request_locks WHERE expires_at <= COALESCE($1::timestamptz, now()) \
-      ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED)";
+const EXPIRE_LOCKS: &str = include_str!("postgres/expire_locks.sql");
 
 /// The live requests without an outcome: how many, and when the oldest was made. It reads
 /// every live request through the expiry index (no index tells the pending ones apart: one
 /// on `status` would make every completing update write all the indexes, measured at 9%
 /// fewer requests per second), about 0.3 us a row.
-const PENDING: &str = "SELECT count(*), min(requested_at), COALESCE($1::timestamptz, now()) \
-     FROM balance_requests WHERE expires_at > COALESCE($1::timestamptz, now()) AND status IS NULL";
+const PENDING: &str = include_str!("postgres/pending.sql");
 
 /// The SQL of one request's hot path, for comparisons with `pgbench`: taking its lock and
 /// recording it, then completing it (with the notification). Wherever a statement takes a
@@ -193,6 +130,8 @@ pub mod sql {
     /// in microseconds, `$4`-`$12` the request's nine columns, id to expiry (`$11`, `$12`
     /// NULL: now, and now plus `$13`, the request's lifetime in microseconds).
     pub const LOCK_AND_INSERT: &str = super::LOCK_AND_INSERT;
+    /// Records a pending request: `$1`-`$10` as [`LOCK_AND_INSERT`]'s `$4`-`$13`.
+    pub const INSERT: &str = super::INSERT;
     /// Takes a lock alone, committed without waiting for the disk: `$1` key, `$2` now, `$3`
     /// TTL in microseconds, `$4` the owner or NULL.
     pub const TAKE_LOCK: &str = super::TAKE_LOCK;
@@ -221,7 +160,8 @@ pub mod sql {
     pub const PENDING: &str = super::PENDING;
 }
 
-#[derive(FromRow)]
+/// A request's row as the statements read it (the query macros check the columns' names and
+/// types against these fields).
 struct PgRequestRow {
     id: Uuid,
     message_id: Vec<u8>,
@@ -358,7 +298,7 @@ impl PgTracker {
     /// migration, or the wait for another replica's, may take longer.
     pub async fn migrate(&self) -> Result<(), TrackerError> {
         let mut lease = self.conns.acquire().await?;
-        let unbounded = sqlx::query("SET statement_timeout = 0")
+        let unbounded = sqlx::query!("SET statement_timeout = 0")
             .execute(lease.conn())
             .await;
         lease.check(unbounded)?;
@@ -371,7 +311,7 @@ impl PgTracker {
         }
         lease.check(Ok(()))?;
         // Back to the session's own timeout before the connection serves requests again.
-        let reset = sqlx::query("RESET statement_timeout")
+        let reset = sqlx::query!("RESET statement_timeout")
             .execute(lease.conn())
             .await;
         lease.check(reset)?;
@@ -424,28 +364,34 @@ impl PgTracker {
             let mut lease = self.conns.acquire().await?;
             // A second attempt covers a row that turned up between the update and the read.
             for _ in 0..2 {
-                let stored = sqlx::query_as::<_, PgRequestRow>(COMPLETE)
-                    .bind(message_id.as_bytes().as_slice())
-                    .bind(columns.status)
-                    .bind(columns.balance.as_deref())
-                    .bind(columns.currency.as_deref())
-                    .bind(columns.errors.as_deref())
-                    .bind(self.at(completed_at))
-                    .bind(grn.as_deref())
-                    .bind(message_ref)
-                    .fetch_optional(lease.conn())
-                    .await;
+                let stored = sqlx::query_file_as!(
+                    PgRequestRow,
+                    "src/postgres/complete.sql",
+                    message_id.as_bytes().as_slice(),
+                    columns.status,
+                    columns.balance.as_deref(),
+                    columns.currency.as_deref(),
+                    columns.errors.as_deref(),
+                    self.at(completed_at),
+                    grn.as_deref(),
+                    message_ref,
+                )
+                .fetch_optional(lease.conn())
+                .await;
                 if let Some(request) = decode(lease.check(stored)?)? {
                     // Local waiters take the request as it is, with no read and no wait for
                     // the notification's round trip.
                     self.waiters.complete(&request);
                     return Ok(Completion::Stored(request));
                 }
-                let current = sqlx::query_as::<_, PgRequestRow>(BY_MESSAGE_ID)
-                    .bind(message_id.as_bytes().as_slice())
-                    .bind(self.at(completed_at))
-                    .fetch_optional(lease.conn())
-                    .await;
+                let current = sqlx::query_file_as!(
+                    PgRequestRow,
+                    "src/postgres/by_message_id.sql",
+                    message_id.as_bytes().as_slice(),
+                    self.at(completed_at),
+                )
+                .fetch_optional(lease.conn())
+                .await;
                 match decode(lease.check(current)?)? {
                     None => return Ok(Completion::NotFound),
                     Some(request) => match &request.outcome {
@@ -473,11 +419,14 @@ impl PgTracker {
     ) -> Result<Option<BalanceRequest>, TrackerError> {
         self.bounded(async {
             let mut lease = self.conns.acquire().await?;
-            let row = sqlx::query_as::<_, PgRequestRow>(BY_ID)
-                .bind(id.as_uuid())
-                .bind(self.at(now))
-                .fetch_optional(lease.conn())
-                .await;
+            let row = sqlx::query_file_as!(
+                PgRequestRow,
+                "src/postgres/by_id.sql",
+                id.as_uuid(),
+                self.at(now),
+            )
+            .fetch_optional(lease.conn())
+            .await;
             decode(lease.check(row)?)
         })
         .await
@@ -498,23 +447,23 @@ impl PgTracker {
             let mut lease = self.conns.acquire().await?;
             // A second attempt covers a holder that lapsed and was deleted in between.
             for _ in 0..2 {
-                let taken = sqlx::query_as::<_, (Option<OffsetDateTime>, String)>(TAKE_LOCK)
-                    .bind(key)
-                    .bind(self.at(now))
-                    .bind(ttl_micros)
-                    .bind(owner.map(|id| *id.as_uuid()))
-                    .fetch_one(lease.conn())
-                    .await;
-                if lease.check(taken)?.0.is_some() {
+                let taken = sqlx::query_file!(
+                    "src/postgres/take_lock.sql",
+                    key,
+                    self.at(now),
+                    ttl_micros,
+                    owner.map(|id| *id.as_uuid()),
+                )
+                .fetch_one(lease.conn())
+                .await;
+                if lease.check(taken)?.taken_until.is_some() {
                     return Ok(LockOutcome::Acquired);
                 }
-                let holder = sqlx::query_as::<_, (OffsetDateTime, OffsetDateTime)>(LOCK_HOLDER)
-                    .bind(key)
-                    .bind(self.at(now))
+                let holder = sqlx::query_file!("src/postgres/lock_holder.sql", key, self.at(now))
                     .fetch_optional(lease.conn())
                     .await;
-                if let Some((expires_at, now)) = lease.check(holder)? {
-                    return Ok(held_until(expires_at, now));
+                if let Some(holder) = lease.check(holder)? {
+                    return Ok(held_until(holder.expires_at, holder.now));
                 }
             }
             Err(TrackerError::Other(format!(
@@ -565,22 +514,34 @@ fn lifetime(request: &NewBalanceRequest) -> Result<i64, TrackerError> {
     )
 }
 
-/// Binds a new request's columns, in the order every inserting statement lists them:
-/// id, message id, message ref, caller, API version, GRN, TIN, requested at, expires at,
-/// lifetime (times through [`PgTracker::at`]).
-macro_rules! bind_new_request {
-    ($query:expr, $tracker:expr, $request:expr, $lifetime:expr) => {
-        $query
-            .bind($request.id.as_uuid())
-            .bind($request.message_id().as_bytes().as_slice())
-            .bind($request.message_ref.as_str())
-            .bind($request.caller.as_str())
-            .bind($request.api_version.number())
-            .bind($request.grn.as_str())
-            .bind($request.tin.as_ref().map(|t| t.as_str()))
-            .bind($tracker.at($request.requested_at))
-            .bind($tracker.at($request.expires_at))
-            .bind($lifetime)
+/// sqlx's query macro `$macro` on `$head` (its statement, and the arguments before the
+/// request's) with a new request's columns as the next arguments, in the order every
+/// inserting statement lists them: id, message id, message ref, caller, API version, GRN,
+/// TIN, requested at, expires at, lifetime (times through [`PgTracker::at`]); then `$tail`.
+/// The message id is the caller's: the query borrows it.
+macro_rules! query_new_request {
+    (
+        $macro:ident!($($head:tt)*),
+        $tracker:expr,
+        $request:expr,
+        $message_id:expr,
+        $lifetime:expr
+        $(, $tail:expr)* $(,)?
+    ) => {
+        sqlx::$macro!(
+            $($head)*,
+            $request.id.as_uuid(),
+            $message_id.as_bytes().as_slice(),
+            $request.message_ref.as_str(),
+            $request.caller.as_str(),
+            $request.api_version.number(),
+            $request.grn.as_str(),
+            $request.tin.as_ref().map(|t| t.as_str()),
+            $tracker.at($request.requested_at),
+            $tracker.at($request.expires_at),
+            $lifetime,
+            $($tail),*
+        )
     };
 }
 
@@ -588,11 +549,18 @@ macro_rules! bind_new_request {
 impl Tracker for PgTracker {
     async fn insert(&self, request: &NewBalanceRequest) -> Result<(), TrackerError> {
         let lifetime = lifetime(request)?;
+        let message_id = request.message_id();
         self.bounded(async {
             let mut lease = self.conns.acquire().await?;
-            let done = bind_new_request!(sqlx::query(INSERT), self, request, lifetime)
-                .execute(lease.conn())
-                .await;
+            let done = query_new_request!(
+                query_file!("src/postgres/insert.sql"),
+                self,
+                request,
+                message_id,
+                lifetime
+            )
+            .execute(lease.conn())
+            .await;
             lease.check(done)?;
             Ok(())
         })
@@ -606,17 +574,24 @@ impl Tracker for PgTracker {
         completed_at: OffsetDateTime,
     ) -> Result<(), TrackerError> {
         let lifetime = lifetime(request)?;
+        let message_id = request.message_id();
         let columns = OutcomeColumns::of(outcome)?;
         self.bounded(async {
             let mut lease = self.conns.acquire().await?;
-            let done = bind_new_request!(sqlx::query(INSERT_COMPLETED), self, request, lifetime)
-                .bind(columns.status)
-                .bind(columns.balance.as_deref())
-                .bind(columns.currency.as_deref())
-                .bind(columns.errors.as_deref())
-                .bind(self.at(completed_at))
-                .execute(lease.conn())
-                .await;
+            let done = query_new_request!(
+                query_file!("src/postgres/insert_completed.sql"),
+                self,
+                request,
+                message_id,
+                lifetime,
+                columns.status,
+                columns.balance.as_deref(),
+                columns.currency.as_deref(),
+                columns.errors.as_deref(),
+                self.at(completed_at),
+            )
+            .execute(lease.conn())
+            .await;
             lease.check(done)?;
             Ok(())
         })
@@ -632,16 +607,20 @@ impl Tracker for PgTracker {
     ) -> Result<LockOutcome, TrackerError> {
         let ttl_micros = micros(ttl)?;
         let lifetime = lifetime(request)?;
+        let message_id = request.message_id();
         let answer = self
             .bounded(async {
                 let mut lease = self.conns.acquire().await?;
-                let row = bind_new_request!(
-                    sqlx::query_as::<_, (bool, bool)>(LOCK_AND_INSERT)
-                        .bind(key)
-                        .bind(self.at(now))
-                        .bind(ttl_micros),
+                let row = query_new_request!(
+                    query_file!(
+                        "src/postgres/lock_and_insert.sql",
+                        key,
+                        self.at(now),
+                        ttl_micros
+                    ),
                     self,
                     request,
+                    message_id,
                     lifetime
                 )
                 .fetch_one(lease.conn())
@@ -649,7 +628,7 @@ impl Tracker for PgTracker {
                 lease.check(row)
             })
             .await?;
-        match answer {
+        match (answer.locked, answer.recorded) {
             (true, true) => Ok(LockOutcome::Acquired),
             (true, false) => Err(TrackerError::DuplicateId),
             // Held (or it lapsed since): the one-step path reads the holder's expiry, or
@@ -687,12 +666,15 @@ impl Tracker for PgTracker {
     ) -> Result<Option<BalanceRequest>, TrackerError> {
         self.bounded(async {
             let mut lease = self.conns.acquire().await?;
-            let row = sqlx::query_as::<_, PgRequestRow>(BY_ID_FOR_CALLER)
-                .bind(id.as_uuid())
-                .bind(caller.as_str())
-                .bind(self.at(now))
-                .fetch_optional(lease.conn())
-                .await;
+            let row = sqlx::query_file_as!(
+                PgRequestRow,
+                "src/postgres/by_id_for_caller.sql",
+                id.as_uuid(),
+                caller.as_str(),
+                self.at(now),
+            )
+            .fetch_optional(lease.conn())
+            .await;
             decode(lease.check(row)?)
         })
         .await
@@ -705,11 +687,14 @@ impl Tracker for PgTracker {
     ) -> Result<Option<BalanceRequest>, TrackerError> {
         self.bounded(async {
             let mut lease = self.conns.acquire().await?;
-            let row = sqlx::query_as::<_, PgRequestRow>(BY_MESSAGE_ID)
-                .bind(message_id.as_bytes().as_slice())
-                .bind(self.at(now))
-                .fetch_optional(lease.conn())
-                .await;
+            let row = sqlx::query_file_as!(
+                PgRequestRow,
+                "src/postgres/by_message_id.sql",
+                message_id.as_bytes().as_slice(),
+                self.at(now),
+            )
+            .fetch_optional(lease.conn())
+            .await;
             decode(lease.check(row)?)
         })
         .await
@@ -766,12 +751,14 @@ impl Tracker for PgTracker {
     ) -> Result<(), TrackerError> {
         self.bounded(async {
             let mut lease = self.conns.acquire().await?;
-            let done = sqlx::query_as::<_, (i64, i64)>(RELEASE)
-                .bind(key)
-                .bind(owner.as_uuid())
-                .bind(request.map(|id| *id.as_uuid()))
-                .fetch_one(lease.conn())
-                .await;
+            let done = sqlx::query_file!(
+                "src/postgres/release.sql",
+                key,
+                owner.as_uuid(),
+                request.map(|id| *id.as_uuid()),
+            )
+            .fetch_one(lease.conn())
+            .await;
             lease.check(done)?;
             Ok(())
         })
@@ -781,17 +768,21 @@ impl Tracker for PgTracker {
     async fn expire(&self, now: OffsetDateTime, batch: u32) -> Result<u64, TrackerError> {
         self.bounded(async {
             let mut lease = self.conns.acquire().await?;
-            let requests = sqlx::query(EXPIRE_REQUESTS)
-                .bind(self.at(now))
-                .bind(i64::from(batch))
-                .execute(lease.conn())
-                .await;
+            let requests = sqlx::query_file!(
+                "src/postgres/expire_requests.sql",
+                self.at(now),
+                i64::from(batch),
+            )
+            .execute(lease.conn())
+            .await;
             let requests = lease.check(requests)?.rows_affected();
-            let locks = sqlx::query(EXPIRE_LOCKS)
-                .bind(self.at(now))
-                .bind(i64::from(batch))
-                .execute(lease.conn())
-                .await;
+            let locks = sqlx::query_file!(
+                "src/postgres/expire_locks.sql",
+                self.at(now),
+                i64::from(batch),
+            )
+            .execute(lease.conn())
+            .await;
             let locks = lease.check(locks)?.rows_affected();
             Ok(requests + locks)
         })
@@ -801,7 +792,9 @@ impl Tracker for PgTracker {
     async fn ping(&self) -> Result<(), TrackerError> {
         self.bounded(async {
             let mut lease = self.conns.acquire().await?;
-            let done = sqlx::query("SELECT 1").execute(lease.conn()).await;
+            let done = sqlx::query!("SELECT 1 AS alive")
+                .fetch_one(lease.conn())
+                .await;
             lease.check(done)?;
             Ok(())
         })
@@ -809,24 +802,28 @@ impl Tracker for PgTracker {
     }
 
     async fn pending(&self, now: OffsetDateTime) -> Result<PendingRequests, TrackerError> {
-        let (count, oldest, now) = self
+        let pending = self
             .bounded(async {
                 let mut lease = self.conns.acquire().await?;
-                let row =
-                    sqlx::query_as::<_, (i64, Option<OffsetDateTime>, OffsetDateTime)>(PENDING)
-                        .bind(self.at(now))
-                        .fetch_one(lease.conn())
-                        .await;
+                let row = sqlx::query_file!("src/postgres/pending.sql", self.at(now))
+                    .fetch_one(lease.conn())
+                    .await;
                 lease.check(row)
             })
             .await?;
-        Ok(pending_requests(count, oldest, now))
+        Ok(pending_requests(pending.count, pending.oldest, pending.now))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn completions_are_announced_on_the_channel_the_listener_listens_on() {
+        let notify = format!("pg_notify('{}', done.id::text)", crate::COMPLETION_CHANNEL);
+        assert!(sql::COMPLETE.contains(&notify), "{}", sql::COMPLETE);
+    }
 
     #[test]
     fn a_bad_url_is_refused_without_connecting() {

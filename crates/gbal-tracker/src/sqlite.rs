@@ -35,6 +35,10 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long an operation waits for a connection.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 
+// The statements are runtime strings, not sqlx's compile-checked query macros: the macros
+// check a crate against one database (one `DATABASE_URL`, or one set of query data), which for
+// this crate is PostgreSQL's (`postgres.rs`). The tracker suite runs these on SQLite instead.
+
 macro_rules! request_columns {
     () => {
         "id, message_id, message_ref, caller, api_version, grn, tin, requested_at, expires_at, \
