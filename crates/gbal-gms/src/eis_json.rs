@@ -25,7 +25,7 @@ use gbal_core::{
 use http::StatusCode;
 use http::header::{ACCEPT, CONTENT_TYPE, DATE};
 use reqwest::Url;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tracing::{Instrument, info, info_span, warn};
 
@@ -57,6 +57,13 @@ pub struct EisJsonConfig {
 pub struct EisJsonGms {
     gb: Upstream,
     xi: Upstream,
+}
+
+/// The body of the access-code call.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AccessCodeRequest<'a> {
+    master_access_code: &'a str,
 }
 
 #[derive(Deserialize)]
@@ -108,12 +115,14 @@ impl EisJsonGms {
             }
         };
         let grn = query.grn.as_str();
-        let base = upstream.config().url.as_str().trim_end_matches('/');
-        let access_codes = parse_url(&format!("{base}/guarantees/{grn}/access-codes"))?;
-        let balance = parse_url(&format!("{base}/guarantees/{grn}/balance"))?;
-        let body = Bytes::from(
-            serde_json::json!({ "masterAccessCode": query.access_code.expose() }).to_string(),
-        );
+        let base = &upstream.config().url;
+        let access_codes = endpoint(base, grn, "access-codes")?;
+        let balance = endpoint(base, grn, "balance")?;
+        let body = serde_json::to_vec(&AccessCodeRequest {
+            master_access_code: query.access_code.expose(),
+        })
+        .map(Bytes::from)
+        .map_err(|e| GmsError::Internal(format!("access-code request: {e}")))?;
 
         let answer = self
             .call(upstream, context, "check access code", |r| {
@@ -184,8 +193,15 @@ impl EisJsonGms {
     }
 }
 
-fn parse_url(url: &str) -> Result<Url, GmsError> {
-    Url::parse(url).map_err(|e| GmsError::Internal(format!("EIS URL {url}: {e}")))
+/// `{base}/guarantees/{grn}/{last}`, from the instance's parsed base URL (its path kept, a
+/// trailing slash or not): only the new segments are written, nothing is parsed again.
+fn endpoint(base: &Url, grn: &str, last: &str) -> Result<Url, GmsError> {
+    let mut url = base.clone();
+    url.path_segments_mut()
+        .map_err(|()| GmsError::Internal(format!("EIS URL {base} cannot have a path")))?
+        .pop_if_empty()
+        .extend(["guarantees", grn, last]);
+    Ok(url)
 }
 
 fn answered(rejection: Rejection) -> Submission {
@@ -251,5 +267,35 @@ impl Gms for EisJsonGms {
     /// EIS answers both calls at once; no reply ever comes later.
     fn answers_within_call(&self, _: &BalanceQuery) -> bool {
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calls_go_under_the_instance_base_url_with_or_without_its_trailing_slash() {
+        let at = |base: &str, last| {
+            endpoint(&Url::parse(base).unwrap(), "26GB0000010000012", last)
+                .unwrap()
+                .to_string()
+        };
+        assert_eq!(
+            at("http://eis.example", "access-codes"),
+            "http://eis.example/guarantees/26GB0000010000012/access-codes"
+        );
+        assert_eq!(
+            at("http://eis.example/", "balance"),
+            "http://eis.example/guarantees/26GB0000010000012/balance"
+        );
+        assert_eq!(
+            at("https://eis.example:8443/gb/v1/", "balance"),
+            "https://eis.example:8443/gb/v1/guarantees/26GB0000010000012/balance"
+        );
+        assert_eq!(
+            at("https://eis.example/gb", "access-codes"),
+            "https://eis.example/gb/guarantees/26GB0000010000012/access-codes"
+        );
     }
 }
