@@ -169,13 +169,11 @@ impl UniqueReference {
     const LIMIT: u128 = 6_140_942_214_464_815_497_216;
     const ALPHABET: &'static [u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
 
-    /// A fresh random reference (73 random bits, redrawn above 36^14 - 1).
+    /// A fresh random reference (73 random bits, redrawn above 36^14 - 1), from the thread's
+    /// CSPRNG (seeded and reseeded from the operating system: no system call per reference).
     pub fn random() -> Self {
         loop {
-            let mut bytes = [0u8; 16];
-            // The OS random source failing is not something a request can recover from.
-            getrandom::fill(&mut bytes).expect("the operating system's random source failed");
-            let value = u128::from_le_bytes(bytes) & ((1u128 << 73) - 1);
+            let value = rand::random::<u128>() & ((1u128 << 73) - 1);
             if value < Self::LIMIT {
                 return Self::from_value(value);
             }
