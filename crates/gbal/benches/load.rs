@@ -1,27 +1,32 @@
-//! End-to-end load benchmark: the real `gbal serve` on PostgreSQL, driven over HTTP with API v1
-//! `POST /balances`, next to `pgbench` running the tracker's per-request SQL in the same run.
+//! End-to-end load benchmark: the real `gbal serve` on PostgreSQL, driven over HTTP, next to
+//! `pgbench` running the durable two-commit SQL of one request in the same run.
 //!
-//! Two modes: `embedded` (the built-in GMS simulator) and `ncts-xml` (IE034 over HTTP to a
+//! Three modes: `v2-eis` (API v2 `POST /{grn}/balance`, the phase-5 JSON calls to a standalone
+//! `gbal gms-sim` as the GB and XI instances: the production path), `embedded` (API v1
+//! `POST /balances`, the built-in GMS simulator) and `ncts-xml` (API v1, IE034 over HTTP to a
 //! standalone `gbal gms-sim`, replies posted back to gbal's internal listener). Every request
 //! has its own caller (a distinct token `sub`), so neither the once-a-minute rule nor the
 //! per-caller rate applies; GMS's per-TIN query limit is raised out of the way.
 //!
 //! Both sides get the same: `GBAL_LOAD_CLIENTS` HTTP clients against gbal, which has as many
-//! database connections, and as many pgbench clients, running what the store does for the
-//! mode's requests (`gbal_testkit::pgbench::Work`: with the embedded simulator the answer
-//! comes within the call, so the lock and then the answered request; with ncts-xml the lock
-//! and the pending request, then the completion and its notification); each side is warmed up
-//! before it is measured. Throughput counts only answers of the expected kind (200 with a balance); any
-//! other answer is an error, counted and printed apart. For each mode it runs
-//! `GBAL_LOAD_ROUNDS` (at least 3) alternating rounds of gbal's maximum throughput (closed
-//! loop) and pgbench's rate, on emptied tables each, and prints every round with its ratio
-//! and the median; then latency percentiles at half the median throughput (open loop,
+//! database connections, and as many pgbench clients. pgbench runs, for every mode, what the
+//! store does for a request whose reply comes later (`gbal_testkit::pgbench::Work::ReplyLater`:
+//! the lock and the pending request in one statement, then the completion and its
+//! notification, each commit waiting for the WAL): the durable two-commit bound. Each side is
+//! warmed up before it is measured. Throughput counts only answers of the expected kind (200
+//! with a balance); any other answer is an error, counted and printed apart. For each mode it
+//! runs `GBAL_LOAD_ROUNDS` (at least 3) alternating rounds of gbal's maximum throughput
+//! (closed loop) and pgbench's rate, on emptied tables each, and prints every round with its
+//! ratio, gbal's CPU time per check (the process's user and system time over the checks
+//! answered; the standalone simulator's beside it) and the medians; then the database
+//! statements per check (the database's commits over 3 s of checks, from
+//! `pg_stat_database`), latency percentiles at half the median throughput (open loop,
 //! measured from each request's scheduled start), errors, and gbal's peak RSS.
 //!
 //! ```sh
 //! DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres cargo bench -p gbal --bench load
 //! ```
-//! Knobs: `GBAL_LOAD_MODES` (`embedded,ncts-xml`), `GBAL_LOAD_SECS` (15, per side and round),
+//! Knobs: `GBAL_LOAD_MODES` (`v2-eis,embedded,ncts-xml`), `GBAL_LOAD_SECS` (15, per side and round),
 //! `GBAL_LOAD_CLIENTS` (16, on both sides), `GBAL_LOAD_ROUNDS` (3), `GBAL_LOAD_SOAK_SECS` (0;
 //! 600 runs the soak: half the maximum throughput for that long, RSS sampled every 10 s,
 //! growth reported between minute 2 and the end).
@@ -41,6 +46,7 @@ const SECRET: &str = "load-benchmark-secret-0123456789abcdefghijklmnop";
 const REPLY_TOKEN: &str = "load-benchmark-reply-token";
 const GMS_TOKEN: &str = "load-benchmark-gms-token";
 const V1: &str = "application/vnd.hmrc.1.0+json";
+const V2: &str = "application/vnd.hmrc.2.0+json";
 /// Clients on each side (HTTP clients and gbal's database connections; pgbench's clients).
 const CLIENTS: usize = 16;
 /// Alternating rounds of (gbal, pgbench), at the least.
@@ -149,35 +155,91 @@ fn rss_mb(pid: u32) -> (f64, f64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
+/// Clock ticks per second of `/proc/<pid>/stat`'s CPU times.
+fn clock_ticks() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// CPU time (user and system, all threads) a process has used so far.
+fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the command's closing parenthesis start with the state (field 3);
+    // utime and stime are fields 14 and 15.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    Duration::from_secs_f64((ticks(11) + ticks(12)) / clock_ticks())
+}
+
+/// Transactions committed so far in `database` (every statement gbal sends is one), read
+/// from another database's connection so that reading them does not add to them.
+async fn commits(admin: &mut sqlx::PgConnection, database: &str) -> i64 {
+    sqlx::query_scalar("SELECT xact_commit FROM pg_stat_database WHERE datname = $1")
+        .bind(database)
+        .fetch_one(admin)
+        .await
+        .expect("pg_stat_database")
+}
+
+/// [`commits`] once the server has them all: a busy backend reports its counts at most once
+/// a second and an idle one within ten seconds, so this waits that long first.
+async fn settled_commits(admin: &mut sqlx::PgConnection, database: &str) -> i64 {
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    commits(admin, database).await
+}
+
 struct Target {
     base: String,
     client: reqwest::Client,
     key: EncodingKey,
     mode: String,
+    /// API v2 (`POST /{grn}/balance`) rather than v1 (`POST /balances`).
+    v2: bool,
     next: AtomicU64,
 }
 
 impl Target {
-    /// One v1 balance check by a caller of its own; `Ok(latency)` for a 200 with a balance.
+    /// One balance check by a caller of its own; `Ok(())` for a 200 with a balance.
     async fn request(&self) -> Result<(), String> {
         let i = self.next.fetch_add(1, Ordering::Relaxed);
         let (grn, tin, code) = GUARANTEES[(i as usize) % GUARANTEES.len()];
         let token = token(&self.key, &format!("load-{}-{i}", self.mode));
-        let response = self
-            .client
-            .post(format!("{}/balances", self.base))
+        let request = if self.v2 {
+            self.client
+                .post(format!("{}/{grn}/balance", self.base))
+                .header("Accept", V2)
+                .body(format!(r#"{{"accessCode":"{code}"}}"#))
+        } else {
+            self.client
+                .post(format!("{}/balances", self.base))
+                .header("Accept", V1)
+                .body(format!(
+                    r#"{{"taxIdentifier":"{tin}","guaranteeReference":"{grn}","accessCode":"{code}"}}"#
+                ))
+        };
+        let response = request
             .bearer_auth(token)
-            .header("Accept", V1)
             .header("Content-Type", "application/json")
-            .body(format!(
-                r#"{{"taxIdentifier":"{tin}","guaranteeReference":"{grn}","accessCode":"{code}"}}"#
-            ))
             .send()
             .await
             .map_err(|e| format!("transport: {e}"))?;
         let status = response.status();
         let body = response.bytes().await.map_err(|e| format!("body: {e}"))?;
-        if status == 200 && body.starts_with(br#"{"response":{"balance":"#) {
+        let expected: &[u8] = if self.v2 {
+            br#","balance":"#
+        } else {
+            br#"{"response":{"balance":"#
+        };
+        if status == 200 && body.windows(expected.len()).any(|w| w == expected) {
             Ok(())
         } else {
             Err(format!("{status}: {}", String::from_utf8_lossy(&body)))
@@ -423,14 +485,29 @@ async fn run_mode(
         // As many database connections as there are HTTP clients and pgbench clients.
         ("GBAL_DATABASE__MAX_CONNECTIONS", clients.to_string()),
     ];
-    let _simulator = (mode == "ncts-xml").then(|| {
-        env.push(("GBAL_GMS__TRANSPORT", "ncts-xml".to_owned()));
-        env.push((
-            "GBAL_GMS__URL",
-            format!("http://127.0.0.1:{sim}/movements/messages"),
-        ));
-        env.push(("GBAL_GMS__TOKEN", GMS_TOKEN.to_owned()));
-        env.push(("GBAL_INTERNAL__REPLY_TOKEN", REPLY_TOKEN.to_owned()));
+    let v2 = mode == "v2-eis";
+    if v2 {
+        env.push(("GBAL_GMS__TRANSPORT", "eis-json".to_owned()));
+        // The GB and XI instances are one standalone simulator.
+        for (url, token) in [
+            ("GBAL_GMS__EIS__GB__URL", "GBAL_GMS__EIS__GB__TOKEN"),
+            ("GBAL_GMS__EIS__XI__URL", "GBAL_GMS__EIS__XI__TOKEN"),
+        ] {
+            env.push((url, format!("http://127.0.0.1:{sim}")));
+            env.push((token, GMS_TOKEN.to_owned()));
+        }
+    }
+    let standalone = mode == "ncts-xml" || v2;
+    let _simulator = standalone.then(|| {
+        if !v2 {
+            env.push(("GBAL_GMS__TRANSPORT", "ncts-xml".to_owned()));
+            env.push((
+                "GBAL_GMS__URL",
+                format!("http://127.0.0.1:{sim}/movements/messages"),
+            ));
+            env.push(("GBAL_GMS__TOKEN", GMS_TOKEN.to_owned()));
+            env.push(("GBAL_INTERNAL__REPLY_TOKEN", REPLY_TOKEN.to_owned()));
+        }
         let listen = format!("127.0.0.1:{sim}");
         let reply_to = format!("http://127.0.0.1:{internal}");
         spawn(
@@ -463,16 +540,14 @@ async fn run_mode(
         client,
         key: EncodingKey::from_secret(SECRET.as_bytes()),
         mode: mode.to_owned(),
+        v2,
         next: AtomicU64::new(0),
     });
-    // pgbench does what the store does for gbal's requests in this mode: a reply that comes
-    // later (lock and pending request, then the completion and its notification), or an
-    // answer within the call (the lock, then the answered request).
-    let work = if mode == "ncts-xml" {
-        pgbench::Work::ReplyLater
-    } else {
-        pgbench::Work::AnsweredAtOnce
-    };
+    // The yardstick of every mode: pgbench running the durable two-commit SQL of a request
+    // whose reply comes later (the lock and the pending request, then the completion and
+    // its notification), each commit waiting for the WAL.
+    let work = pgbench::Work::ReplyLater;
+    let sim_pid = _simulator.as_ref().map(|p| p.0.id());
     // Warm up each side: connections, prepared statements, the first pages of every index
     // (pgbench's once, on the database gbal's rounds then share).
     let _ = closed_loop(target.clone(), clients, WARM_UP).await;
@@ -480,40 +555,74 @@ async fn run_mode(
     let _ = pgbench_rate(work, &url, clients, WARM_UP).await;
 
     // Alternating rounds: gbal, then pgbench on the same emptied tables, while gbal is idle
-    // but still listening (the server delivers each completion's notification to its
-    // listener, as it did during gbal's round).
+    // but still listening.
     let duration = Duration::from_secs(secs);
-    let (mut gbal_rates, mut pgbench_rates, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut gbal_rates, mut pgbench_rates, mut ratios, mut cpus) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for round in 1..=rounds {
         reset(&url).await;
+        let (cpu_before, sim_before) = (cpu_time(pid), sim_pid.map(cpu_time));
         let (rate, mut tally) = closed_loop(target.clone(), clients, duration).await;
+        let checks = tally.latencies.len() as u64 + tally.errors;
+        let cpu_us = (cpu_time(pid) - cpu_before).as_secs_f64() * 1e6 / checks.max(1) as f64;
+        let sim_cpu = sim_pid
+            .zip(sim_before)
+            .map(|(p, before)| {
+                format!(
+                    ", simulator {:.0} µs",
+                    (cpu_time(p) - before).as_secs_f64() * 1e6 / checks.max(1) as f64
+                )
+            })
+            .unwrap_or_default();
         let error_rate = tally.errors as f64 / duration.as_secs_f64();
         reset(&url).await;
         let tps = pgbench_rate(work, &url, clients, duration).await;
         println!(
             "{mode}: round {round}/{rounds}: gbal {rate:.0} balances/s ({clients} clients, {secs} s; \
-             errors {error_rate:.1}/s: {}), pgbench {tps:.0} transactions/s ({clients} clients): \
-             {:.1}%",
+             errors {error_rate:.1}/s: {}), CPU per check: gbal {cpu_us:.0} µs{sim_cpu}; pgbench \
+             {tps:.0} transactions/s ({clients} clients): {:.1}%",
             tally.summary(),
             rate / tps * 100.0
         );
         gbal_rates.push(rate);
         pgbench_rates.push(tps);
         ratios.push(rate / tps * 100.0);
+        cpus.push(cpu_us);
     }
     let max_rate = median(&mut gbal_rates);
     let tps = median(&mut pgbench_rates);
     let ratio = median(&mut ratios);
-    let target_ratio = if mode == "embedded" { 70.0 } else { 50.0 };
+    let cpu_us = median(&mut cpus);
+    let target_ratio = match mode {
+        "v2-eis" => 100.0,
+        "embedded" => 90.0,
+        _ => 50.0,
+    };
     println!(
         "{mode}: median of {rounds} rounds: gbal {max_rate:.0} balances/s, pgbench {tps:.0} \
-         transactions/s with the tracker's per-request SQL ({work:?}); gbal / pgbench {ratio:.1}% (each \
-         round's ratio: {}; target at least {target_ratio:.0}%)",
+         transactions/s with the durable two-commit per-request SQL; gbal / pgbench {ratio:.1}% \
+         (each round's ratio: {}; target at least {target_ratio:.0}%); gbal CPU per check \
+         {cpu_us:.0} µs{}",
         ratios
             .iter()
             .map(|r| format!("{r:.1}%"))
             .collect::<Vec<_>>()
-            .join(", ")
+            .join(", "),
+        if v2 { " (target at most 120 µs)" } else { "" }
+    );
+
+    // Statements per check: the database's commits over a few seconds of checks, once the
+    // server has counted them all (every statement gbal sends commits on its own).
+    reset(&url).await;
+    let before = settled_commits(&mut admin_conn, &database).await;
+    let (_, tally) = closed_loop(target.clone(), clients, Duration::from_secs(3)).await;
+    let after = settled_commits(&mut admin_conn, &database).await;
+    let checks = tally.latencies.len() as u64 + tally.errors;
+    println!(
+        "{mode}: database statements per check {:.2} ({} commits for {checks} checks){}",
+        (after - before) as f64 / checks.max(1) as f64,
+        after - before,
+        if v2 { " (target 1)" } else { "" }
     );
 
     let half = max_rate / 2.0;
@@ -576,7 +685,7 @@ fn main() {
     }
     let admin = std::env::var("DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
-    let modes = std::env::var("GBAL_LOAD_MODES").unwrap_or_else(|_| "embedded,ncts-xml".to_owned());
+    let modes = std::env::var("GBAL_LOAD_MODES").unwrap_or_else(|_| "v2-eis,embedded,ncts-xml".to_owned());
     let secs = env_or("GBAL_LOAD_SECS", 15u64);
     let clients = env_or("GBAL_LOAD_CLIENTS", CLIENTS);
     let rounds = env_or("GBAL_LOAD_ROUNDS", MIN_ROUNDS).max(MIN_ROUNDS);
