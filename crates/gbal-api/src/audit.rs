@@ -544,8 +544,9 @@ pub struct AuditDelivery {
 }
 
 impl AuditDelivery {
-    /// Sends batches until `stop` is cancelled, then what is still queued, within one
-    /// `timeout` (what is left after that is dropped and counted).
+    /// Sends batches until `stop` is cancelled (the batch being sent then gets no further
+    /// attempt), then what is still queued, within one more `timeout` (what is left after
+    /// that is dropped and counted).
     pub async fn run(mut self, stop: CancellationToken) {
         let mut batch = Vec::with_capacity(self.config.batch_size);
         loop {
