@@ -15,12 +15,13 @@
 //! never slows or fails a check.
 
 use std::fmt::Display;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use axum::http::StatusCode;
 use axum::response::Response;
 use gbal_core::{
     Amount, ApiVersion, BalanceQuery, BalanceRequest, BalanceRequestId, CallerId, CheckError,
-    CheckOutcome, Currency, NctsError, Outcome,
+    CheckOutcome, Clock, Currency, NctsError, Outcome,
 };
 use serde::ser::{SerializeSeq, SerializeStruct};
 use serde::{Serialize, Serializer};
@@ -57,7 +58,8 @@ pub enum EventType {
     /// GMS (or the request store) could not be reached, or refused or garbled the exchange:
     /// 503 or 502.
     GmsUnavailable,
-    /// No answer in time: v1's 202 (pending), or 504.
+    /// No answer in time: v1's 202 (pending), 504, or a check that never ended (the timeout
+    /// layer's 503, or its caller went away: 499).
     TimedOut,
     /// A failure of gbal's own: 500.
     InternalError,
@@ -387,6 +389,65 @@ impl<'a> Asked<'a> {
     }
 }
 
+/// The `httpStatus` of a check that never ended because its caller went away (nginx's
+/// "client closed request"): no answer was sent.
+pub(crate) const CALLER_WENT_AWAY: u16 = 499;
+
+/// A check under way: dropped before [`Unfinished::ended`], it records that the check never
+/// ended (`TIMED_OUT`): answered 503 by the timeout layer's last resort when its deadline had
+/// passed, else its caller went away ([`CALLER_WENT_AWAY`]). Holds only borrows: free unless
+/// it fires.
+pub(crate) struct Unfinished<'a> {
+    audit: &'a Audit,
+    clock: &'a dyn Clock,
+    asked: Asked<'a>,
+    deadline: Instant,
+    ended: bool,
+}
+
+impl<'a> Unfinished<'a> {
+    /// A check asked by `asked`, to be answered by `deadline`.
+    pub(crate) fn new(
+        audit: &'a Audit,
+        clock: &'a dyn Clock,
+        asked: Asked<'a>,
+        deadline: Instant,
+    ) -> Self {
+        Self {
+            audit,
+            clock,
+            asked,
+            deadline,
+            ended: false,
+        }
+    }
+
+    /// The check ended: its own event says how.
+    pub(crate) fn ended(mut self) {
+        self.ended = true;
+    }
+}
+
+impl Drop for Unfinished<'_> {
+    fn drop(&mut self) {
+        if self.ended || !self.audit.is_on() {
+            return;
+        }
+        let timed_out = Instant::now() >= self.deadline;
+        let status = if timed_out {
+            StatusCode::SERVICE_UNAVAILABLE.as_u16()
+        } else {
+            CALLER_WENT_AWAY
+        };
+        let mut event = AuditEvent::new(EventType::TimedOut, self.clock.now(), status);
+        self.asked.fill(&mut event);
+        if timed_out {
+            event.code = Some("SERVICE_UNAVAILABLE");
+        }
+        self.audit.record(&event);
+    }
+}
+
 /// The status of a handler's answer.
 pub(crate) fn status_of(answer: &Result<Response, ApiError>) -> u16 {
     match answer {
@@ -675,6 +736,7 @@ fn delivered(events: usize) {
 mod tests {
     use super::*;
     use gbal_core::{ErrorType, Grn};
+    use serde_json::Value;
 
     #[test]
     fn an_event_serialises_its_fields_in_camel_case_and_leaves_out_the_empty_ones() {
@@ -706,6 +768,46 @@ mod tests {
                 "httpRequestId": "req-1",
             })
         );
+    }
+
+    #[test]
+    fn a_check_that_never_ended_is_timed_out_by_the_timeout_layer_or_its_caller() {
+        let (logs, _guard) = gbal_testkit::logs::capture();
+        let (audit, clock) = (Audit::log(), gbal_core::SystemClock);
+        let caller = CallerId::parse("trader").unwrap();
+        let asked = Asked {
+            caller: &caller,
+            api_version: ApiVersion::V2,
+            query: None,
+            http_request_id: Some("req-9"),
+        };
+        let hour = Duration::from_secs(3600);
+        Unfinished::new(&audit, &clock, asked, Instant::now() + hour).ended();
+        assert_eq!(logs.text(), "", "an ended check records nothing of its own");
+        drop(Unfinished::new(&audit, &clock, asked, Instant::now()));
+        drop(Unfinished::new(
+            &audit,
+            &clock,
+            asked,
+            Instant::now() + hour,
+        ));
+        let lines: Vec<Value> = logs
+            .text()
+            .lines()
+            .map(|l| {
+                let quoted = l.strip_prefix("INFO gbal::audit: audit=").expect(l);
+                serde_json::from_str(&serde_json::from_str::<String>(quoted).unwrap()).unwrap()
+            })
+            .collect();
+        assert_eq!(lines.len(), 2);
+        for (line, status) in lines.iter().zip([503, 499]) {
+            assert_eq!(line["eventType"], "TIMED_OUT");
+            assert_eq!(line["httpStatus"], status);
+            assert_eq!(line["caller"], "trader");
+            assert_eq!(line["httpRequestId"], "req-9");
+        }
+        assert_eq!(lines[0]["code"], "SERVICE_UNAVAILABLE");
+        assert!(lines[1].get("code").is_none());
     }
 
     #[test]

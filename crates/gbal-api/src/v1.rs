@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::accept::schema::AcceptV1 as AcceptV1Header;
 use crate::accept::{AcceptV1, V1};
-use crate::audit::Asked;
+use crate::audit::{Asked, Unfinished};
 use crate::auth::Caller;
 use crate::body::V1Query;
 use crate::deadline::Deadline;
@@ -190,10 +190,12 @@ pub(crate) async fn post_balances(
             return Err(error);
         }
     };
+    let unfinished = Unfinished::new(state.audit(), &**clock, asked(Some(&query)), deadline);
     let check = state
         .service()
         .check(caller.id(), &query, ApiVersion::V1, &context);
     let result = metric::balance_check(ApiVersion::V1, check).await;
+    unfinished.ended();
     let answer = match &result {
         Ok(outcome) => post_answer(&state, outcome),
         Err(error) => Err(refusal(error)),

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::accept::schema::AcceptV2 as AcceptV2Header;
 use crate::accept::{AcceptV2, V2};
-use crate::audit::Asked;
+use crate::audit::{Asked, Unfinished};
 use crate::auth::Caller;
 use crate::body::V2Query;
 use crate::deadline::Deadline;
@@ -109,10 +109,12 @@ pub(crate) async fn post_balance(
             return Err(error);
         }
     };
+    let unfinished = Unfinished::new(state.audit(), &**clock, asked(Some(&query)), deadline);
     let check = state
         .service()
         .check(caller.id(), &query, ApiVersion::V2, &context);
     let result = metric::balance_check(ApiVersion::V2, check).await;
+    unfinished.ended();
     let answer = match &result {
         Ok(outcome) => answer(&state, &query, outcome),
         Err(error) => Err(refusal(error)),

@@ -19,7 +19,7 @@ use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing::field::{Field, Visit};
 use tracing::{Event, Metadata, Subscriber};
 use tracing_subscriber::EnvFilter;
-use tracing_subscriber::filter::{FilterExt as _, filter_fn};
+use tracing_subscriber::filter::{FilterExt as _, LevelFilter, filter_fn};
 use tracing_subscriber::layer::{Context, Filter, Layer, SubscriberExt as _};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt as _;
@@ -36,7 +36,10 @@ where
         Ok(spec) if !spec.trim().is_empty() => EnvFilter::try_new(spec).context("RUST_LOG")?,
         _ => EnvFilter::try_new(&config.log_level).context("telemetry.log_level")?,
     };
-    Ok(filter.and(filter_fn(|m| !is_audit(m))))
+    // The hints keep the process's maximum level that of the filter (and INFO, for audit
+    // events), so that the macros of disabled levels stay a single comparison.
+    let not_audit = filter_fn(|m| !is_audit(m)).with_max_level_hint(LevelFilter::TRACE);
+    Ok(filter.and(not_audit))
 }
 
 fn is_audit(metadata: &Metadata<'_>) -> bool {
@@ -132,9 +135,9 @@ impl Telemetry {
         };
         // Each layer filters for itself: the log filter chooses log lines and spans, never
         // audit events, which only the audit layer writes.
-        let registry = tracing_subscriber::registry()
-            .with(otel)
-            .with(AuditLines.with_filter(filter_fn(is_audit)));
+        let registry = tracing_subscriber::registry().with(otel).with(
+            AuditLines.with_filter(filter_fn(is_audit).with_max_level_hint(LevelFilter::INFO)),
+        );
         let installed = match config.log_format {
             LogFormat::Json => registry
                 .with(

@@ -251,6 +251,31 @@ async fn every_outcome_of_a_check_is_one_event_with_its_fields_and_never_the_acc
 }
 
 #[tokio::test]
+async fn a_check_whose_caller_goes_away_is_one_timed_out_event() {
+    let (logs, _guard) = gbal_testkit::logs::capture();
+    let app = TestApp::sandbox().await;
+    let sub = caller("audit-away");
+    // No reply ever: the check waits `sync_wait` (5 s); its caller gives up after 200 ms.
+    let call = app.call(with_id(
+        v1_post(&token(&sub), TIN, GRN_NO_REPLY, CODE),
+        "audit-away-1",
+    ));
+    assert!(
+        tokio::time::timeout(Duration::from_millis(200), call)
+            .await
+            .is_err()
+    );
+    let all = events(&logs);
+    assert_eq!(all.len(), 1, "{all:#?}");
+    assert_fields(
+        &all[0],
+        json!({"eventType": "TIMED_OUT", "httpStatus": 499, "caller": sub, "apiVersion": 1,
+            "grn": GRN_NO_REPLY, "taxIdentifier": TIN, "httpRequestId": "audit-away-1"}),
+        &["code", "balanceRequestId"],
+    );
+}
+
+#[tokio::test]
 async fn a_caller_over_its_rate_is_rate_limited_by_the_client_limit() {
     let (logs, _guard) = gbal_testkit::logs::capture();
     let parts = Parts::sqlite().await;
