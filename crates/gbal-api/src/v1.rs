@@ -1,6 +1,6 @@
 //! API v1 (phase 4, asynchronous): `POST /balances` and `GET /balances/{balanceId}`.
 
-use axum::extract::{Path, State};
+use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use gbal_core::{
@@ -170,7 +170,7 @@ pub(crate) async fn post_balances(
     accept: Result<AcceptV1, ApiError>,
     Correlation(context): Correlation,
     Deadline(deadline): Deadline,
-    query: Result<V1Query, ApiError>,
+    request: Request,
 ) -> Result<Response, ApiError> {
     let context = CallContext {
         deadline: Some(deadline),
@@ -183,7 +183,13 @@ pub(crate) async fn post_balances(
         http_request_id: context.request_id.as_deref(),
     };
     let clock = state.service().clock();
-    let query = match accept.and(query) {
+    // The body is read only for the version asked for (as the extractors would), and a
+    // refusal of either is recorded.
+    let query = match accept {
+        Ok(_) => V1Query::from_request(request, &state).await,
+        Err(error) => Err(error),
+    };
+    let query = match query {
         Ok(V1Query(query)) => query,
         Err(error) => {
             state.audit().invalid(clock.now(), &asked(None), &error);

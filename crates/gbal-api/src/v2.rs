@@ -1,6 +1,6 @@
 //! API v2 (phase 5, synchronous): `POST /{grn}/balance`.
 
-use axum::extract::State;
+use axum::extract::{FromRequest, Request, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use gbal_core::{
@@ -89,7 +89,7 @@ pub(crate) async fn post_balance(
     accept: Result<AcceptV2, ApiError>,
     Correlation(context): Correlation,
     Deadline(deadline): Deadline,
-    query: Result<V2Query, ApiError>,
+    request: Request,
 ) -> Result<Response, ApiError> {
     let context = CallContext {
         deadline: Some(deadline),
@@ -102,7 +102,13 @@ pub(crate) async fn post_balance(
         http_request_id: context.request_id.as_deref(),
     };
     let clock = state.service().clock();
-    let query = match accept.and(query) {
+    // The body is read only for the version asked for (as the extractors would), and a
+    // refusal of either is recorded.
+    let query = match accept {
+        Ok(_) => V2Query::from_request(request, &state).await,
+        Err(error) => Err(error),
+    };
+    let query = match query {
         Ok(V2Query(query)) => query,
         Err(error) => {
             state.audit().invalid(clock.now(), &asked(None), &error);
