@@ -38,7 +38,7 @@ mod v2;
 
 pub use audit::{
     AUDIT_FIELD, AUDIT_TARGET, Audit, AuditDelivery, AuditEvent, AuditHttpConfig, AuditSink,
-    EventType, MAX_AUDIT_QUEUE, MAX_AUDIT_RETRIES,
+    EventType, MAX_AUDIT_QUEUE, MAX_AUDIT_RETRIES, MAX_AUDIT_WAIT,
 };
 pub use body::{v1_query, v2_query};
 pub use config::{
