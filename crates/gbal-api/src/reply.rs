@@ -6,7 +6,8 @@
 //! a reply without the values it must carry); then
 //! [`BalanceService::record_reply`](gbal_core::BalanceService::record_reply) decides: unknown
 //! or expired (404), cross-checks (400), first reply wins (200), identical duplicate (200),
-//! different outcome (409).
+//! different outcome (409). Every reply that passed the token is one audit event
+//! (`REPLY_*`), the ones the extractors refuse included.
 
 use std::sync::Arc;
 
@@ -31,13 +32,12 @@ pub(crate) async fn post_reply(
     RequestId(request_id): RequestId,
     reply: Result<ReplyMessage, ApiError>,
 ) -> Result<Response, ApiError> {
-    let now = || state.service().clock().now();
     let reply = match reply {
         Ok(reply) => reply,
         Err(error) => {
             if state.audit().is_on() {
-                let status = error.status().as_u16();
-                let mut event = AuditEvent::new(EventType::ReplyInvalid, now(), status);
+                let (now, status) = (state.service().clock().now(), error.status().as_u16());
+                let mut event = AuditEvent::new(EventType::ReplyInvalid, now, status);
                 event.with_error(&error);
                 event.http_request_id = request_id.as_deref();
                 state.audit().record(&event);
@@ -51,26 +51,38 @@ pub(crate) async fn post_reply(
         .await;
     let answer = answer(&reply, &result);
     if state.audit().is_on() {
-        let status = status_of(&answer);
-        let mut event = AuditEvent::new(EventType::ReplyAccepted, now(), status);
-        event.with_outcome(&reply.fields.outcome);
-        event.event_type = reply_event_type(&result);
-        match &result {
-            Ok(ReplyRecorded::Stored(request) | ReplyRecorded::Duplicate(request)) => {
-                event.with_request(request);
-            }
-            Err(ReplyError::Conflict(request)) => event.with_request(request),
-            Err(_) => {}
-        }
-        if let Err(error) = &answer {
-            event.with_error(error);
-        }
-        event.message_type = Some(reply.kind.header());
-        event.recipient = Some(&reply.posted_to);
-        event.http_request_id = request_id.as_deref();
-        state.audit().record(&event);
+        audit(&state, &reply, &result, &answer, request_id.as_deref());
     }
     answer
+}
+
+/// Records the audit event of a reply that could be read: what became of it, the request it
+/// matched, what it says.
+fn audit(
+    state: &AppState,
+    reply: &ReplyMessage,
+    result: &Result<ReplyRecorded, ReplyError>,
+    answer: &Result<Response, ApiError>,
+    request_id: Option<&str>,
+) {
+    let now = state.service().clock().now();
+    let mut event = AuditEvent::new(EventType::ReplyAccepted, now, status_of(answer));
+    event.with_outcome(&reply.fields.outcome);
+    event.event_type = reply_event_type(result);
+    match result {
+        Ok(ReplyRecorded::Stored(request) | ReplyRecorded::Duplicate(request)) => {
+            event.with_request(request);
+        }
+        Err(ReplyError::Conflict(request)) => event.with_request(request),
+        Err(_) => {}
+    }
+    if let Err(error) = answer {
+        event.with_error(error);
+    }
+    event.message_type = Some(reply.kind.header());
+    event.recipient = Some(&reply.posted_to);
+    event.http_request_id = request_id;
+    state.audit().record(&event);
 }
 
 /// The audit event type of what became of a reply.
