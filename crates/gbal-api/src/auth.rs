@@ -12,9 +12,11 @@ use gbal_core::{ApiVersion, CallerId};
 use tokio::sync::OwnedSemaphorePermit;
 
 use crate::accept::Version;
+use crate::audit::{AuditEvent, EventType};
 use crate::error::ApiError;
 use crate::limit::CallerPermit;
 use crate::metric;
+use crate::middleware::REQUEST_ID;
 use crate::state::AppState;
 
 /// The authenticated caller of an API `V` route, within its limits: the `sub` of a valid token
@@ -58,20 +60,28 @@ impl<V: Version> FromRequestParts<AppState> for Caller<V> {
         tracing::Span::current().record("caller", id.as_str());
         // Every POST of the API is a balance check, which ends here when refused.
         let check = parts.method == Method::POST;
+        let refused = |limit: &'static str, error: ApiError| {
+            if check {
+                audit_refusal::<V>(state, parts, &id, limit, &error);
+            }
+            error
+        };
         if let Err(retry_after) = state.limits().check(&id) {
             metric::caller_refused(V::API, "client", check);
-            return Err(over_own_limit(V::API, retry_after));
+            return Err(refused("client", over_own_limit(V::API, retry_after)));
         }
         let Some(own) = state.limits().enter(&id) else {
             metric::caller_refused(V::API, "client_in_flight", check);
-            return Err(over_own_limit(V::API, Duration::from_secs(1)));
+            let error = over_own_limit(V::API, Duration::from_secs(1));
+            return Err(refused("client_in_flight", error));
         };
         let Some(replica) = state.in_flight().enter() else {
             metric::shed();
-            return Err(ApiError::ServiceUnavailable {
+            let error = ApiError::ServiceUnavailable {
                 retry_after: Duration::from_secs(1),
                 reason: "too many requests in flight on this replica".to_owned(),
-            });
+            };
+            return Err(refused("replica_in_flight", error));
         };
         Ok(Self {
             id,
@@ -79,6 +89,24 @@ impl<V: Version> FromRequestParts<AppState> for Caller<V> {
             version: PhantomData,
         })
     }
+}
+
+/// Records the audit event of a check refused by `limit` before it began.
+fn audit_refusal<V: Version>(
+    state: &AppState,
+    parts: &Parts,
+    caller: &CallerId,
+    limit: &'static str,
+    error: &ApiError,
+) {
+    let now = state.service().clock().now();
+    let mut event = AuditEvent::new(EventType::RateLimited, now, error.status().as_u16());
+    event.caller = Some(caller.as_str());
+    event.api_version = Some(V::API);
+    event.limit = Some(limit);
+    event.with_error(error);
+    event.http_request_id = parts.headers.get(REQUEST_ID).and_then(|v| v.to_str().ok());
+    state.audit().record(&event);
 }
 
 /// The sender of a reply presented the configured reply token.

@@ -9,12 +9,13 @@
 //!
 //! The modules form layers, each importing only from the ones below it:
 //! 1. settings, errors and plain helpers: `config`, `error`, `metric`, `time_format`, `hal`;
-//! 2. what the handlers share: `authenticator`, `limit`, `state`;
+//! 2. what the handlers share: `authenticator`, `limit`, `audit`, `state`;
 //! 3. extractors and layers: `accept`, `auth`, `body`, `reply_message`, `middleware`;
 //! 4. handlers: `v1`, `v2`, `probe`, `reply`;
 //! 5. routes: `openapi` (the documented public routes), `serve` (both routers and the server).
 
 mod accept;
+mod audit;
 mod auth;
 mod authenticator;
 mod body;
@@ -35,6 +36,10 @@ mod time_format;
 mod v1;
 mod v2;
 
+pub use audit::{
+    AUDIT_FIELD, AUDIT_TARGET, Audit, AuditDelivery, AuditEvent, AuditHttpConfig, AuditSink,
+    EventType, MAX_AUDIT_QUEUE, MAX_AUDIT_RETRIES, MAX_AUDIT_WAIT,
+};
 pub use body::{v1_query, v2_query};
 pub use config::{
     ApiConfig, AuthConfig, ConnectionLimits, InvalidSetting, KeySource, Listener, RateLimitConfig,

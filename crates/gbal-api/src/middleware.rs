@@ -314,6 +314,19 @@ impl<S: Send + Sync> FromRequestParts<S> for Correlation {
     }
 }
 
+/// The request id the middleware gave the exchange (the caller's, when well-formed).
+#[derive(Debug, Clone)]
+pub(crate) struct RequestId(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestId {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let id = parts.headers.get(&REQUEST_ID).and_then(|v| v.to_str().ok());
+        Ok(RequestId(id.map(str::to_owned)))
+    }
+}
+
 /// Whether `value` is a W3C `traceparent` of version 00: `00-<32 hex>-<16 hex>-<2 hex>`.
 fn is_traceparent(value: &str) -> bool {
     let parts: Vec<&str> = value.split('-').collect();

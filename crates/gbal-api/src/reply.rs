@@ -6,7 +6,8 @@
 //! a reply without the values it must carry); then
 //! [`BalanceService::record_reply`](gbal_core::BalanceService::record_reply) decides: unknown
 //! or expired (404), cross-checks (400), first reply wins (200), identical duplicate (200),
-//! different outcome (409).
+//! different outcome (409). Every reply that passed the token is one audit event
+//! (`REPLY_*`), the ones the extractors refuse included.
 
 use std::sync::Arc;
 
@@ -16,9 +17,11 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use gbal_core::{Clock, MessageId, Outcome, ReplyError, ReplyRecorded, ReplySink, Tracker};
 
+use crate::audit::{AuditEvent, EventType, status_of};
 use crate::auth::ReplySender;
 use crate::error::ApiError;
 use crate::metric;
+use crate::middleware::RequestId;
 use crate::reply_message::{ReplyMessage, recipient_not_found};
 use crate::state::AppState;
 
@@ -26,22 +29,81 @@ use crate::state::AppState;
 pub(crate) async fn post_reply(
     State(state): State<AppState>,
     _: ReplySender,
-    reply: ReplyMessage,
+    RequestId(request_id): RequestId,
+    reply: Result<ReplyMessage, ApiError>,
 ) -> Result<Response, ApiError> {
+    let reply = match reply {
+        Ok(reply) => reply,
+        Err(error) => {
+            if state.audit().is_on() {
+                let (now, status) = (state.service().clock().now(), error.status().as_u16());
+                let mut event = AuditEvent::new(EventType::ReplyInvalid, now, status);
+                event.with_error(&error);
+                event.http_request_id = request_id.as_deref();
+                state.audit().record(&event);
+            }
+            return Err(error);
+        }
+    };
     let result = state
         .service()
         .record_reply(reply.recipient, &reply.fields)
         .await;
-    answer(&reply, result)
+    let answer = answer(&reply, &result);
+    if state.audit().is_on() {
+        audit(&state, &reply, &result, &answer, request_id.as_deref());
+    }
+    answer
+}
+
+/// Records the audit event of a reply that could be read: what became of it, the request it
+/// matched, what it says.
+fn audit(
+    state: &AppState,
+    reply: &ReplyMessage,
+    result: &Result<ReplyRecorded, ReplyError>,
+    answer: &Result<Response, ApiError>,
+    request_id: Option<&str>,
+) {
+    let now = state.service().clock().now();
+    let mut event = AuditEvent::new(EventType::ReplyAccepted, now, status_of(answer));
+    event.with_outcome(&reply.fields.outcome);
+    event.event_type = reply_event_type(result);
+    match result {
+        Ok(ReplyRecorded::Stored(request) | ReplyRecorded::Duplicate(request)) => {
+            event.with_request(request);
+        }
+        Err(ReplyError::Conflict(request)) => event.with_request(request),
+        Err(_) => {}
+    }
+    if let Err(error) = answer {
+        event.with_error(error);
+    }
+    event.message_type = Some(reply.kind.header());
+    event.recipient = Some(&reply.posted_to);
+    event.http_request_id = request_id;
+    state.audit().record(&event);
+}
+
+/// The audit event type of what became of a reply.
+fn reply_event_type(result: &Result<ReplyRecorded, ReplyError>) -> EventType {
+    match result {
+        Ok(ReplyRecorded::Stored(_)) => EventType::ReplyAccepted,
+        Ok(ReplyRecorded::Duplicate(_)) => EventType::ReplyDuplicate,
+        Err(ReplyError::NotFound) => EventType::ReplyUnknownRecipient,
+        Err(ReplyError::Mismatch(_)) => EventType::ReplyInvalid,
+        Err(ReplyError::Conflict(_)) => EventType::ReplyConflict,
+        Err(ReplyError::Unavailable(_) | ReplyError::Internal(_)) => EventType::ReplyFailed,
+    }
 }
 
 /// The answer to a reply, counted and logged.
 fn answer(
     reply: &ReplyMessage,
-    result: Result<ReplyRecorded, ReplyError>,
+    result: &Result<ReplyRecorded, ReplyError>,
 ) -> Result<Response, ApiError> {
     let message_type = reply.kind.header();
-    let label = result_label(&result);
+    let label = result_label(result);
     metric::reply(message_type, label);
     match result {
         Ok(ReplyRecorded::Stored(request) | ReplyRecorded::Duplicate(request)) => {
@@ -54,16 +116,16 @@ fn answer(
             Ok(StatusCode::OK.into_response())
         }
         Err(ReplyError::NotFound) => Err(recipient_not_found(&reply.posted_to)),
-        Err(ReplyError::Mismatch(why)) => Err(ApiError::BadRequest(why.to_owned())),
+        Err(ReplyError::Mismatch(why)) => Err(ApiError::BadRequest((*why).to_owned())),
         Err(ReplyError::Conflict(request)) => {
             tracing::warn!(balance_id = %request.id, message_type, "a reply conflicts with the recorded outcome");
             Err(ApiError::Conflict)
         }
         Err(ReplyError::Unavailable(reason)) => Err(ApiError::ServiceUnavailable {
             retry_after: std::time::Duration::from_secs(1),
-            reason,
+            reason: reason.clone(),
         }),
-        Err(ReplyError::Internal(cause)) => Err(ApiError::Internal(cause)),
+        Err(ReplyError::Internal(cause)) => Err(ApiError::Internal(cause.clone())),
     }
 }
 

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use gbal_core::BalanceService;
 
+use crate::audit::Audit;
 use crate::authenticator::Authenticator;
 use crate::config::ApiConfig;
 use crate::error::StartError;
@@ -19,8 +20,8 @@ pub(crate) const READINESS_CACHE: Duration = Duration::from_secs(1);
 pub type MetricsRender = Arc<dyn Fn() -> String + Send + Sync>;
 
 /// What the handlers share: the balance service, the authenticator, the per-caller limits,
-/// the replica's requests in flight, the store's last readiness, the settings and the
-/// shutdown flag. Cheap to clone.
+/// the replica's requests in flight, the store's last readiness, the audit, the settings and
+/// the shutdown flag. Cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
     inner: Arc<Inner>,
@@ -36,6 +37,7 @@ struct Inner {
     /// that concurrent probes share it.
     store_readiness: tokio::sync::Mutex<Option<(Instant, Result<(), String>)>>,
     metrics: Option<MetricsRender>,
+    audit: Audit,
     draining: AtomicBool,
 }
 
@@ -50,12 +52,23 @@ impl std::fmt::Debug for AppState {
 }
 
 impl AppState {
-    /// Checks the settings and loads the token keys (fetching a JWKS URL once: if that fails,
-    /// the state starts without keys, not ready, and `serve`'s refresh job keeps trying).
+    /// [`AppState::with_audit`], with audit events logged ([`Audit::log`]).
     pub async fn new(
+        config: ApiConfig,
+        service: BalanceService,
+        metrics: Option<MetricsRender>,
+    ) -> Result<Self, StartError> {
+        Self::with_audit(config, service, metrics, Audit::log()).await
+    }
+
+    /// Checks the settings and loads the token keys (fetching a JWKS URL once: if that fails,
+    /// the state starts without keys, not ready, and `serve`'s refresh job keeps trying);
+    /// audit events go to `audit`.
+    pub async fn with_audit(
         mut config: ApiConfig,
         service: BalanceService,
         metrics: Option<MetricsRender>,
+        audit: Audit,
     ) -> Result<Self, StartError> {
         config.validate(service.config())?;
         // The service relies on its own settings too (a zero lock TTL would let every check
@@ -80,6 +93,7 @@ impl AppState {
                 in_flight,
                 store_readiness: tokio::sync::Mutex::new(None),
                 metrics,
+                audit,
                 draining: AtomicBool::new(false),
             }),
         })
@@ -127,6 +141,11 @@ impl AppState {
         };
         *last = Some((Instant::now(), answer.clone()));
         answer
+    }
+
+    /// Where audit events go.
+    pub(crate) fn audit(&self) -> &Audit {
+        &self.inner.audit
     }
 
     pub(crate) fn metrics(&self) -> Option<&MetricsRender> {

@@ -1,6 +1,6 @@
 //! API v1 (phase 4, asynchronous): `POST /balances` and `GET /balances/{balanceId}`.
 
-use axum::extract::{Path, State};
+use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use gbal_core::{
@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use crate::accept::schema::AcceptV1 as AcceptV1Header;
 use crate::accept::{AcceptV1, V1};
+use crate::audit::{Asked, Unfinished};
 use crate::auth::Caller;
 use crate::body::V1Query;
 use crate::deadline::Deadline;
@@ -166,30 +167,56 @@ fn self_href(state: &AppState, id: BalanceRequestId) -> String {
 pub(crate) async fn post_balances(
     State(state): State<AppState>,
     caller: Caller<V1>,
-    _: AcceptV1,
+    accept: Result<AcceptV1, ApiError>,
     Correlation(context): Correlation,
     Deadline(deadline): Deadline,
-    V1Query(query): V1Query,
+    request: Request,
 ) -> Result<Response, ApiError> {
     let context = CallContext {
         deadline: Some(deadline),
         ..context
     };
+    let asked = |query| Asked {
+        caller: caller.id(),
+        api_version: ApiVersion::V1,
+        query,
+        http_request_id: context.request_id.as_deref(),
+    };
+    let clock = state.service().clock();
+    // The body is read only for the version asked for (as the extractors would), and a
+    // refusal of either is recorded.
+    let query = match accept {
+        Ok(_) => V1Query::from_request(request, &state).await,
+        Err(error) => Err(error),
+    };
+    let query = match query {
+        Ok(V1Query(query)) => query,
+        Err(error) => {
+            state.audit().invalid(clock.now(), &asked(None), &error);
+            return Err(error);
+        }
+    };
+    let unfinished = Unfinished::new(state.audit(), &**clock, asked(Some(&query)), deadline);
     let check = state
         .service()
         .check(caller.id(), &query, ApiVersion::V1, &context);
-    let outcome = metric::balance_check(ApiVersion::V1, check)
-        .await
-        .map_err(refusal)?;
-    post_answer(&state, outcome)
+    let result = metric::balance_check(ApiVersion::V1, check).await;
+    unfinished.ended();
+    let answer = match &result {
+        Ok(outcome) => post_answer(&state, outcome),
+        Err(error) => Err(refusal(error)),
+    };
+    let asked = asked(Some(&query));
+    state.audit().check(clock.now(), &asked, &result, &answer);
+    answer
 }
 
 /// The v1 answer to a check that ended: 200 with the balance, 202 pending, or the error GMS
 /// answered.
-fn post_answer(state: &AppState, outcome: CheckOutcome) -> Result<Response, ApiError> {
+fn post_answer(state: &AppState, outcome: &CheckOutcome) -> Result<Response, ApiError> {
     let answered = match outcome {
         CheckOutcome::Completed(answered) => answered,
-        CheckOutcome::Pending(request) => return pending(state, &request),
+        CheckOutcome::Pending(request) => return pending(state, request),
     };
     match answered.outcome() {
         Outcome::Success(balance) => hal::json(
@@ -230,24 +257,24 @@ fn pending(state: &AppState, request: &BalanceRequest) -> Result<Response, ApiEr
 }
 
 /// The v1 answer to a check that did not end.
-fn refusal(error: CheckError) -> ApiError {
+fn refusal(error: &CheckError) -> ApiError {
     match error {
         CheckError::RateLimited { retry_after } => ApiError::TooManyRequests {
             reason: "API_RATE_LIMIT",
-            retry_after: Some(retry_after),
+            retry_after: Some(*retry_after),
         },
         CheckError::Unavailable {
             retry_after,
             reason,
         } => ApiError::ServiceUnavailable {
-            retry_after,
-            reason,
+            retry_after: *retry_after,
+            reason: reason.clone(),
         },
-        CheckError::BadGateway(cause) => ApiError::BadGateway(cause),
+        CheckError::BadGateway(cause) => ApiError::BadGateway(cause.clone()),
         // No answer came and there is no request to point at (its outcome is unknown and
         // nothing was recorded, or it expired meanwhile): as v2 says it.
         CheckError::GmsTimedOut | CheckError::Expired(_) => ApiError::GatewayTimeout,
-        CheckError::Internal(cause) => ApiError::Internal(cause),
+        CheckError::Internal(cause) => ApiError::Internal(cause.clone()),
     }
 }
 
@@ -291,7 +318,7 @@ pub(crate) async fn get_balance(
         .service()
         .get(id, caller.id())
         .await
-        .map_err(refusal)?
+        .map_err(|e| refusal(&e))?
         .filter(|r| r.api_version == ApiVersion::V1)
         .ok_or_else(|| {
             ApiError::NotFound(format!("The balance request with ID {id} was not found"))

@@ -1,6 +1,6 @@
 //! API v2 (phase 5, synchronous): `POST /{grn}/balance`.
 
-use axum::extract::State;
+use axum::extract::{FromRequest, Request, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use gbal_core::{
@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use crate::accept::schema::AcceptV2 as AcceptV2Header;
 use crate::accept::{AcceptV2, V2};
+use crate::audit::{Asked, Unfinished};
 use crate::auth::Caller;
 use crate::body::V2Query;
 use crate::deadline::Deadline;
@@ -85,22 +86,48 @@ pub(crate) struct V2BalanceOk {
 pub(crate) async fn post_balance(
     State(state): State<AppState>,
     caller: Caller<V2>,
-    _: AcceptV2,
+    accept: Result<AcceptV2, ApiError>,
     Correlation(context): Correlation,
     Deadline(deadline): Deadline,
-    V2Query(query): V2Query,
+    request: Request,
 ) -> Result<Response, ApiError> {
     let context = CallContext {
         deadline: Some(deadline),
         ..context
     };
+    let asked = |query| Asked {
+        caller: caller.id(),
+        api_version: ApiVersion::V2,
+        query,
+        http_request_id: context.request_id.as_deref(),
+    };
+    let clock = state.service().clock();
+    // The body is read only for the version asked for (as the extractors would), and a
+    // refusal of either is recorded.
+    let query = match accept {
+        Ok(_) => V2Query::from_request(request, &state).await,
+        Err(error) => Err(error),
+    };
+    let query = match query {
+        Ok(V2Query(query)) => query,
+        Err(error) => {
+            state.audit().invalid(clock.now(), &asked(None), &error);
+            return Err(error);
+        }
+    };
+    let unfinished = Unfinished::new(state.audit(), &**clock, asked(Some(&query)), deadline);
     let check = state
         .service()
         .check(caller.id(), &query, ApiVersion::V2, &context);
-    let outcome = metric::balance_check(ApiVersion::V2, check)
-        .await
-        .map_err(refusal)?;
-    answer(&state, &query, outcome)
+    let result = metric::balance_check(ApiVersion::V2, check).await;
+    unfinished.ended();
+    let answer = match &result {
+        Ok(outcome) => answer(&state, &query, outcome),
+        Err(error) => Err(refusal(error)),
+    };
+    let asked = asked(Some(&query));
+    state.audit().check(clock.now(), &asked, &result, &answer);
+    answer
 }
 
 /// The v2 answer to a check that ended: 200 with the balance, 504 when GMS did not answer in
@@ -108,7 +135,7 @@ pub(crate) async fn post_balance(
 fn answer(
     state: &AppState,
     query: &BalanceQuery,
-    outcome: CheckOutcome,
+    outcome: &CheckOutcome,
 ) -> Result<Response, ApiError> {
     let answered = match outcome {
         CheckOutcome::Completed(answered) => answered,
@@ -154,18 +181,20 @@ fn functional(errors: &[gbal_core::NctsError]) -> ApiError {
 }
 
 /// The v2 answer to a check that did not end.
-fn refusal(error: CheckError) -> ApiError {
+fn refusal(error: &CheckError) -> ApiError {
     match error {
-        CheckError::RateLimited { retry_after } => ApiError::Throttled { retry_after },
+        CheckError::RateLimited { retry_after } => ApiError::Throttled {
+            retry_after: *retry_after,
+        },
         CheckError::Unavailable {
             retry_after,
             reason,
         } => ApiError::ServiceUnavailable {
-            retry_after,
-            reason,
+            retry_after: *retry_after,
+            reason: reason.clone(),
         },
-        CheckError::BadGateway(cause) => ApiError::BadGateway(cause),
+        CheckError::BadGateway(cause) => ApiError::BadGateway(cause.clone()),
         CheckError::GmsTimedOut | CheckError::Expired(_) => ApiError::GatewayTimeout,
-        CheckError::Internal(cause) => ApiError::Internal(cause),
+        CheckError::Internal(cause) => ApiError::Internal(cause.clone()),
     }
 }

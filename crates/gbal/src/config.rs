@@ -19,7 +19,8 @@ use std::time::Duration;
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use gbal_api::{
-    ApiConfig, ConnectionLimits, KeySource, Listener, RateLimitConfig, ReplyConfig, Setting,
+    ApiConfig, AuditHttpConfig, AuditSink, ConnectionLimits, KeySource, Listener, RateLimitConfig,
+    ReplyConfig, Setting,
 };
 use gbal_core::{BalanceConfig, TrackerError};
 use gbal_gms::{
@@ -110,6 +111,8 @@ pub struct Config {
     pub telemetry: TelemetryConfig,
     /// Graceful shutdown.
     pub shutdown: ShutdownConfig,
+    /// Audit events.
+    pub audit: AuditSection,
 }
 
 /// `[public]`; checked by the front door ([`Config::api`]).
@@ -298,13 +301,66 @@ pub struct ShutdownConfig {
     pub grace: HumanDuration,
 }
 
+/// Where audit events go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuditSinkKind {
+    /// JSON lines on the logging target `gbal::audit`.
+    Log,
+    /// POSTed in batches to `audit.http_url`.
+    Http,
+    /// Nowhere.
+    Off,
+}
+
+/// `[audit]`; the HTTP sink's keys are checked when it is the sink ([`AuditSection::sink`]).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSection {
+    pub sink: AuditSinkKind,
+    pub http_url: String,
+    pub http_token: Secret,
+    pub queue: usize,
+    pub batch_size: usize,
+    pub flush_interval: HumanDuration,
+    pub retries: u32,
+    pub timeout: HumanDuration,
+}
+
+impl AuditSection {
+    /// The sink these keys describe; an HTTP sink needs an http(s) URL and sizes and times
+    /// it can work with.
+    pub fn sink(&self) -> Result<AuditSink, ConfigError> {
+        match self.sink {
+            AuditSinkKind::Log => Ok(AuditSink::Log),
+            AuditSinkKind::Off => Ok(AuditSink::Off),
+            AuditSinkKind::Http => {
+                let config = AuditHttpConfig {
+                    url: check_url("audit.http_url", &self.http_url)?,
+                    token: (!self.http_token.is_empty())
+                        .then(|| self.http_token.expose().to_owned()),
+                    queue: self.queue,
+                    batch_size: self.batch_size,
+                    flush_interval: self.flush_interval.0,
+                    retries: self.retries,
+                    timeout: self.timeout.0,
+                };
+                config
+                    .validate()
+                    .map_err(|(key, why)| bad(&format!("audit.{key}"), why))?;
+                Ok(AuditSink::Http(config))
+            }
+        }
+    }
+}
+
 /// A configuration that cannot be used; the message names the key.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("configuration error: {0}")]
 pub struct ConfigError(pub String);
 
 /// The configuration's sections: the environment variables that may set them.
-const SECTIONS: [&str; 11] = [
+const SECTIONS: [&str; 12] = [
     "public",
     "internal",
     "database",
@@ -316,6 +372,7 @@ const SECTIONS: [&str; 11] = [
     "simulator",
     "telemetry",
     "shutdown",
+    "audit",
 ];
 
 fn bad(key: &str, why: impl fmt::Display) -> ConfigError {
@@ -402,6 +459,7 @@ impl Config {
             .validate_timing(self.public.request_timeout.0, self.gms.retry_budget())?;
         self.expiry.validate()?;
         self.gms.validate(self.mode, &self.internal)?;
+        self.audit.sink()?;
         self.database.validate(self.mode)
     }
 
@@ -425,6 +483,20 @@ impl Config {
         if self.mode == Mode::Development && self.gms.transport == Transport::Simulator {
             warnings.push(
                 "DEVELOPMENT MODE: balances come from the built-in GMS simulator, not a real GMS"
+                    .to_owned(),
+            );
+        }
+        if self.mode == Mode::Production
+            && self.audit.sink == AuditSinkKind::Http
+            && self
+                .audit
+                .http_url
+                .get(..7)
+                .is_some_and(|s| s.eq_ignore_ascii_case("http://"))
+        {
+            warnings.push(
+                "audit.http_url is plain http in production mode: audit events and the audit \
+                 token cross the network unencrypted; use https"
                     .to_owned(),
             );
         }
@@ -1313,10 +1385,13 @@ mod tests {
                 "0123456789abcdef0123456789abcdef-topsecret",
             );
             jail.set_env("GBAL_INTERNAL__REPLY_TOKEN", "reply-secret-0123456789");
+            jail.set_env("GBAL_AUDIT__HTTP_TOKEN", "audit-secret-0123456789");
             let c = load(jail, None).unwrap();
             let printed = c.to_redacted_toml();
             assert!(
-                !printed.contains("topsecret") && !printed.contains("reply-secret"),
+                !printed.contains("topsecret")
+                    && !printed.contains("reply-secret")
+                    && !printed.contains("audit-secret"),
                 "{printed}"
             );
             assert!(printed.contains("[redacted]"));
@@ -1659,6 +1734,53 @@ mod tests {
                 load(jail, None).unwrap().balance.ttl.0,
                 Duration::from_secs(30 * 86_400)
             );
+        });
+    }
+
+    #[test]
+    fn the_audit_sink_is_logged_by_default_and_an_http_sink_is_checked_by_key() {
+        jailed(|jail| {
+            assert_eq!(load(jail, None).unwrap().audit.sink(), Ok(AuditSink::Log));
+            jail.set_env("GBAL_AUDIT__SINK", "off");
+            assert_eq!(load(jail, None).unwrap().audit.sink(), Ok(AuditSink::Off));
+            jail.set_env("GBAL_AUDIT__SINK", "syslog");
+            let e = load(jail, None).unwrap_err();
+            assert!(e.0.starts_with("audit.sink: "), "{e}");
+            jail.set_env("GBAL_AUDIT__SINK", "http");
+            let e = load(jail, None).unwrap_err();
+            assert!(e.0.starts_with("audit.http_url: "), "{e}");
+            jail.set_env("GBAL_AUDIT__HTTP_URL", "ftp://audit.example");
+            let e = load(jail, None).unwrap_err();
+            assert!(e.0.starts_with("audit.http_url: "), "{e}");
+            jail.set_env("GBAL_AUDIT__HTTP_URL", "https://audit.example/events");
+            jail.set_env("GBAL_AUDIT__HTTP_TOKEN", "audit-token");
+            match load(jail, None).unwrap().audit.sink().unwrap() {
+                AuditSink::Http(http) => {
+                    assert_eq!(http.url.as_str(), "https://audit.example/events");
+                    assert_eq!(http.token.as_deref(), Some("audit-token"));
+                    assert_eq!((http.queue, http.batch_size, http.retries), (10000, 100, 3));
+                }
+                other => panic!("{other:?}"),
+            }
+            for (key, value, good) in [
+                ("queue", "0", "10000"),
+                ("batch_size", "0", "100"),
+                ("batch_size", "20000", "100"),
+                ("flush_interval", "0s", "1s"),
+                ("retries", "11", "3"),
+                ("timeout", "0s", "5s"),
+                ("timeout", "2m", "5s"),
+            ] {
+                let variable = format!("GBAL_AUDIT__{}", key.to_ascii_uppercase());
+                jail.set_env(&variable, value);
+                let e = load(jail, None).unwrap_err();
+                assert!(
+                    e.0.starts_with(&format!("audit.{key}: ")),
+                    "{key}={value}: {e}"
+                );
+                jail.set_env(&variable, good);
+            }
+            assert!(load(jail, None).is_ok());
         });
     }
 

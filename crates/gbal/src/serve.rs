@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use gbal_api::{AppState, MetricsRender, TrackerReplySink};
+use gbal_api::{AppState, Audit, MetricsRender, TrackerReplySink};
 use gbal_core::{BalanceService, Clock, Gms, SystemClock, Tracker};
 use gbal_gms::{Dataset, EisJsonGms, EmbeddedSimulator, NctsXmlGms};
 use gbal_tracker::{LockMirror, PgTracker, SqliteTracker};
@@ -177,7 +177,8 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     // again within the minute is refused without a database round trip.
     let locks = Arc::new(LockMirror::new(tracker.clone()));
     let service = BalanceService::new(locks.clone(), gms, clock.clone(), config.balance());
-    let state = AppState::new(config.api()?, service, Some(render))
+    let (audit, audit_delivery) = Audit::new(&config.audit.sink()?).context("audit")?;
+    let state = AppState::with_audit(config.api()?, service, Some(render), audit)
         .await
         .context("starting the HTTP front door")?;
 
@@ -260,6 +261,10 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
                 }
             }
         });
+    }
+    if let Some(delivery) = audit_delivery {
+        // Stopped after the server, so that the events of the last requests are flushed too.
+        jobs.spawn(delivery.run(stop_jobs.clone()));
     }
     jobs.close();
 

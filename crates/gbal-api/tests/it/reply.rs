@@ -18,7 +18,7 @@ use crate::support::*;
 pub(crate) const PREFIX: &str = "MDTP-GUA-";
 
 /// An app whose v1 checks answer 202 at once, and a pending request made through it.
-async fn pending() -> (TestApp, String, BalanceRequest) {
+pub(crate) async fn pending() -> (TestApp, String, BalanceRequest) {
     pending_on(Parts::sqlite().await).await
 }
 

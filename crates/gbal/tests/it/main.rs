@@ -1,6 +1,7 @@
 //! Black-box tests of the `gbal` binary: each runs the real executable.
 
 mod attacks;
+mod audit;
 mod configs;
 mod faults;
 mod observability;

@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, Request, StatusCode};
-use gbal_api::{ApiConfig, AppState, KeySource, MetricsRender, TrackerReplySink};
+use gbal_api::{ApiConfig, AppState, Audit, KeySource, MetricsRender, TrackerReplySink};
 use gbal_core::{
     BalanceConfig, BalanceQuery, BalanceService, Clock, Gms, GmsError, ReplySink, Submission,
     SubmitContext, SystemClock, Tracker,
@@ -176,6 +176,8 @@ pub struct Parts {
     pub clock: Arc<dyn Clock>,
     pub balance: BalanceConfig,
     pub metrics: Option<MetricsRender>,
+    /// Where audit events go (logged by default).
+    pub audit: Audit,
 }
 
 impl Parts {
@@ -196,6 +198,7 @@ impl Parts {
                 ..defaults::balance()
             },
             metrics: None,
+            audit: Audit::log(),
         }
     }
 
@@ -270,7 +273,7 @@ impl TestApp {
             Arc::clone(&parts.clock),
             parts.balance,
         );
-        let state = AppState::new(config, service, parts.metrics.clone())
+        let state = AppState::with_audit(config, service, parts.metrics.clone(), parts.audit)
             .await
             .expect("the app starts");
         Self {
