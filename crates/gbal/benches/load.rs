@@ -176,7 +176,12 @@ fn cpu_time(pid: u32) -> Duration {
         .map_or("", |(_, rest)| rest)
         .split_whitespace()
         .collect();
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     Duration::from_secs_f64((ticks(11) + ticks(12)) / clock_ticks())
 }
 
@@ -685,7 +690,8 @@ fn main() {
     }
     let admin = std::env::var("DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
-    let modes = std::env::var("GBAL_LOAD_MODES").unwrap_or_else(|_| "v2-eis,embedded,ncts-xml".to_owned());
+    let modes =
+        std::env::var("GBAL_LOAD_MODES").unwrap_or_else(|_| "v2-eis,embedded,ncts-xml".to_owned());
     let secs = env_or("GBAL_LOAD_SECS", 15u64);
     let clients = env_or("GBAL_LOAD_CLIENTS", CLIENTS);
     let rounds = env_or("GBAL_LOAD_ROUNDS", MIN_ROUNDS).max(MIN_ROUNDS);
