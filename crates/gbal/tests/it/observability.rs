@@ -441,12 +441,25 @@ async fn observability_every_metric_of_the_dashboard_and_rules_is_exposed() {
 async fn drive_and_scrape(db: &TestDatabase, done: impl Fn(&str) -> bool) -> String {
     // One balance request in flight at a time, and each held 2 s by the simulator's reply
     // delay, so that a second one at the same time is shed. The expiry job every second.
+    // Audit events go to an HTTP endpoint nothing listens on, so that the dropped-events
+    // counter the dashboard and an alert read is there too.
+    let nowhere = format!(
+        "http://127.0.0.1:{}/audit",
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port()
+    );
     let gbal = Serve::start(&[
         ("DATABASE_URL", &db.url),
         ("GBAL_INTERNAL__REPLY_TOKEN", REPLY_TOKEN),
         ("GBAL_PUBLIC__MAX_IN_FLIGHT", "1"),
         ("GBAL_SIMULATOR__REPLY_DELAY", "2s"),
         ("GBAL_EXPIRY__INTERVAL", "1s"),
+        ("GBAL_AUDIT__SINK", "http"),
+        ("GBAL_AUDIT__HTTP_URL", &nowhere),
+        ("GBAL_AUDIT__RETRIES", "0"),
+        ("GBAL_AUDIT__FLUSH_INTERVAL", "100ms"),
     ]);
     let base = format!("{}/customs/guarantees", gbal.public);
     eventually(Duration::from_secs(30), "/readyz answers 200", || async {
