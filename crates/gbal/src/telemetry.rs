@@ -8,8 +8,14 @@
 //! log filter and layers never see them, and each is written to standard output as one JSON
 //! object, `{"target":"gbal::audit",...the event's fields}`, whatever the log format, so that
 //! a collector can route them by their target. `audit.sink` decides whether there are any.
+//! They are gathered in a buffer and written together, every [`AUDIT_FLUSH_EVERY`] by a
+//! thread of their own (or at once when [`AUDIT_BUFFER`] bytes are waiting, and at
+//! shutdown): one `write` a tenth of a second rather than one per event, whose wake-up of the
+//! reader of standard output cost a check more than the rest of its event did.
 
 use std::io::{IsTerminal as _, Write as _};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use gbal_api::{AUDIT_FIELD, AUDIT_TARGET};
@@ -46,17 +52,69 @@ fn is_audit(metadata: &Metadata<'_>) -> bool {
     metadata.target() == AUDIT_TARGET
 }
 
+/// How long an audit line may wait in the buffer before it is written.
+pub const AUDIT_FLUSH_EVERY: Duration = Duration::from_millis(100);
+/// Bytes of audit lines past which the event that adds them writes the buffer at once.
+pub const AUDIT_BUFFER: usize = 64 * 1024;
+
+/// Audit lines not yet written to standard output, in the order their events came.
+#[derive(Debug, Clone, Default)]
+struct AuditBuffer(Arc<Mutex<Vec<u8>>>);
+
+impl AuditBuffer {
+    fn lines(&self) -> MutexGuard<'_, Vec<u8>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Appends one line; writes the buffer when it is over [`AUDIT_BUFFER`].
+    fn push(&self, line: &str) {
+        let full = {
+            let mut lines = self.lines();
+            lines.extend_from_slice(line.as_bytes());
+            lines.len() >= AUDIT_BUFFER
+        };
+        if full {
+            self.flush();
+        }
+    }
+
+    /// Writes what is buffered. Standard output's lock is taken before the buffer's, so that
+    /// buffers are written in the order they were filled, and a line is never split.
+    fn flush(&self) {
+        let mut out = std::io::stdout().lock();
+        let lines = std::mem::take(&mut *self.lines());
+        if !lines.is_empty() {
+            let _ = out.write_all(&lines);
+            let _ = out.flush();
+        }
+    }
+
+    /// Starts the thread that writes the buffer every [`AUDIT_FLUSH_EVERY`].
+    fn start_flushing(&self) -> anyhow::Result<()> {
+        let buffer = self.clone();
+        std::thread::Builder::new()
+            .name("gbal-audit-lines".to_owned())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(AUDIT_FLUSH_EVERY);
+                    buffer.flush();
+                }
+            })
+            .context("starting the audit lines' writer")?;
+        Ok(())
+    }
+}
+
 /// Writes each audit event to standard output as one line: the event's JSON (already
-/// serialised by `gbal_api::Audit`) with the target as its first field.
-struct AuditLines;
+/// serialised by `gbal_api::Audit`) with the target as its first field, through the buffer.
+struct AuditLines(AuditBuffer);
 
 impl<S: Subscriber> Layer<S> for AuditLines {
     fn on_event(&self, event: &Event<'_>, _: Context<'_, S>) {
         let mut line = AuditLine(None);
         event.record(&mut line);
         if let Some(line) = line.0 {
-            // One write of the whole line, so that lines of concurrent events never interleave.
-            let _ = std::io::stdout().lock().write_all(line.as_bytes());
+            self.0.push(&line);
         }
     }
 }
@@ -92,6 +150,7 @@ impl Visit for AuditLine {
 #[derive(Debug)]
 pub struct Telemetry {
     provider: Option<SdkTracerProvider>,
+    audit: AuditBuffer,
 }
 
 fn otlp_configured() -> bool {
@@ -135,8 +194,10 @@ impl Telemetry {
         };
         // Each layer filters for itself: the log filter chooses log lines and spans, never
         // audit events, which only the audit layer writes.
+        let audit = AuditBuffer::default();
         let registry = tracing_subscriber::registry().with(otel).with(
-            AuditLines.with_filter(filter_fn(is_audit).with_max_level_hint(LevelFilter::INFO)),
+            AuditLines(audit.clone())
+                .with_filter(filter_fn(is_audit).with_max_level_hint(LevelFilter::INFO)),
         );
         let installed = match config.log_format {
             LogFormat::Json => registry
@@ -158,15 +219,17 @@ impl Telemetry {
                 .try_init(),
         };
         installed.context("installing the log subscriber")?;
+        audit.start_flushing()?;
         if let Some(p) = &provider {
             opentelemetry::global::set_tracer_provider(p.clone());
             tracing::info!("exporting traces over OTLP");
         }
-        Ok(Self { provider })
+        Ok(Self { provider, audit })
     }
 
-    /// Flushes and stops trace export.
+    /// Writes the audit lines still buffered, then flushes and stops trace export.
     pub fn shutdown(self) {
+        self.audit.flush();
         if let Some(provider) = self.provider
             && let Err(e) = provider.shutdown()
         {
