@@ -13,7 +13,7 @@
 //! shutdown): one `write` a tenth of a second rather than one per event, whose wake-up of the
 //! reader of standard output cost a check more than the rest of its event did.
 
-use std::io::{IsTerminal as _, Write as _};
+use std::io::IsTerminal as _;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -57,13 +57,46 @@ pub const AUDIT_FLUSH_EVERY: Duration = Duration::from_millis(100);
 /// Bytes of audit lines past which the event that adds them writes the buffer at once.
 pub const AUDIT_BUFFER: usize = 64 * 1024;
 
+/// Where buffered audit lines are written: standard output, or a test's writer.
+trait AuditOut: Send + Sync + 'static {
+    /// Runs `write` with the output locked, so that nothing else writes to it meanwhile.
+    fn locked(&self, write: &mut dyn FnMut(&mut dyn std::io::Write));
+}
+
+/// Standard output, through its own lock (which log lines take too).
+struct Stdout;
+
+impl AuditOut for Stdout {
+    fn locked(&self, write: &mut dyn FnMut(&mut dyn std::io::Write)) {
+        write(&mut std::io::stdout().lock());
+    }
+}
+
 /// Audit lines not yet written to standard output, in the order their events came.
-#[derive(Debug, Clone, Default)]
-struct AuditBuffer(Arc<Mutex<Vec<u8>>>);
+#[derive(Clone)]
+struct AuditBuffer {
+    lines: Arc<Mutex<Vec<u8>>>,
+    out: Arc<dyn AuditOut>,
+}
+
+impl std::fmt::Debug for AuditBuffer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditBuffer")
+            .field("waiting", &self.lines().len())
+            .finish()
+    }
+}
 
 impl AuditBuffer {
+    fn new(out: Arc<dyn AuditOut>) -> Self {
+        Self {
+            lines: Arc::default(),
+            out,
+        }
+    }
+
     fn lines(&self) -> MutexGuard<'_, Vec<u8>> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+        self.lines.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Appends one line; writes the buffer when it is over [`AUDIT_BUFFER`].
@@ -78,15 +111,16 @@ impl AuditBuffer {
         }
     }
 
-    /// Writes what is buffered. Standard output's lock is taken before the buffer's, so that
+    /// Writes what is buffered. The output's lock is taken before the buffer's, so that
     /// buffers are written in the order they were filled, and a line is never split.
     fn flush(&self) {
-        let mut out = std::io::stdout().lock();
-        let lines = std::mem::take(&mut *self.lines());
-        if !lines.is_empty() {
-            let _ = out.write_all(&lines);
-            let _ = out.flush();
-        }
+        self.out.locked(&mut |out| {
+            let lines = std::mem::take(&mut *self.lines());
+            if !lines.is_empty() {
+                let _ = out.write_all(&lines);
+                let _ = out.flush();
+            }
+        });
     }
 
     /// Starts the thread that writes the buffer every [`AUDIT_FLUSH_EVERY`].
@@ -194,7 +228,7 @@ impl Telemetry {
         };
         // Each layer filters for itself: the log filter chooses log lines and spans, never
         // audit events, which only the audit layer writes.
-        let audit = AuditBuffer::default();
+        let audit = AuditBuffer::new(Arc::new(Stdout));
         let registry = tracing_subscriber::registry().with(otel).with(
             AuditLines(audit.clone())
                 .with_filter(filter_fn(is_audit).with_max_level_hint(LevelFilter::INFO)),
@@ -235,5 +269,74 @@ impl Telemetry {
         {
             eprintln!("gbal: flushing traces failed: {e}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A writer that keeps what it is given, and how many writes it took.
+    #[derive(Default)]
+    struct Kept(Mutex<(Vec<u8>, usize)>);
+
+    impl AuditOut for Kept {
+        fn locked(&self, write: &mut dyn FnMut(&mut dyn std::io::Write)) {
+            let mut kept = self.0.lock().unwrap();
+            let mut out = Vec::new();
+            write(&mut out);
+            if !out.is_empty() {
+                kept.0.extend_from_slice(&out);
+                kept.1 += 1;
+            }
+        }
+    }
+
+    #[test]
+    fn audit_lines_wait_for_a_flush_or_a_full_buffer_and_come_out_whole_and_in_order() {
+        let kept = Arc::new(Kept::default());
+        let buffer = AuditBuffer::new(kept.clone());
+        buffer.push("{\"n\":0}\n");
+        buffer.push("{\"n\":1}\n");
+        assert!(
+            kept.0.lock().unwrap().0.is_empty(),
+            "written before a flush"
+        );
+        buffer.flush();
+        assert_eq!(kept.0.lock().unwrap().0, b"{\"n\":0}\n{\"n\":1}\n");
+        assert_eq!(kept.0.lock().unwrap().1, 1, "two lines, one write");
+
+        // Four threads, each with its own numbered lines: past AUDIT_BUFFER the event that
+        // fills the buffer writes it, and every thread's lines come out whole and in order.
+        let per_thread = 2_000;
+        std::thread::scope(|scope| {
+            for thread in 0..4 {
+                let buffer = buffer.clone();
+                scope.spawn(move || {
+                    for i in 0..per_thread {
+                        buffer.push(&format!(
+                            "{{\"thread\":{thread},\"i\":{i},\"pad\":\"{}\"}}\n",
+                            "x".repeat(40)
+                        ));
+                    }
+                });
+            }
+        });
+        let writes_before_flush = kept.0.lock().unwrap().1;
+        assert!(
+            writes_before_flush > 2,
+            "a full buffer was not written at once"
+        );
+        buffer.flush();
+        let (text, _) = std::mem::take(&mut *kept.0.lock().unwrap());
+        let text = String::from_utf8(text).unwrap();
+        let mut next = [0; 4];
+        for line in text.lines().skip(2) {
+            let value: serde_json::Value = serde_json::from_str(line).unwrap();
+            let thread = value["thread"].as_u64().unwrap() as usize;
+            assert_eq!(value["i"], next[thread], "thread {thread} out of order");
+            next[thread] += 1;
+        }
+        assert_eq!(next, [per_thread; 4]);
     }
 }
