@@ -111,6 +111,18 @@ impl V1Body {
     }
 }
 
+impl From<V1Query> for BalanceQuery {
+    fn from(V1Query(query): V1Query) -> Self {
+        query
+    }
+}
+
+impl From<V2Query> for BalanceQuery {
+    fn from(V2Query(query): V2Query) -> Self {
+        query
+    }
+}
+
 impl<S: Send + Sync> FromRequest<S> for V1Query {
     type Rejection = ApiError;
 

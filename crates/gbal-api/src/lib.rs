@@ -27,6 +27,7 @@ mod limit;
 mod metric;
 mod middleware;
 pub mod openapi;
+mod post;
 mod probe;
 mod reply;
 mod reply_message;

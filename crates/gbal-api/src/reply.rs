@@ -66,9 +66,8 @@ fn audit(
     request_id: Option<&str>,
 ) {
     let now = state.service().clock().now();
-    let mut event = AuditEvent::new(EventType::ReplyAccepted, now, status_of(answer));
+    let mut event = AuditEvent::new(reply_event_type(result), now, status_of(answer));
     event.with_outcome(&reply.fields.outcome);
-    event.event_type = reply_event_type(result);
     match result {
         Ok(ReplyRecorded::Stored(request) | ReplyRecorded::Duplicate(request)) => {
             event.with_request(request);

@@ -1,6 +1,6 @@
 //! API v1 (phase 4, asynchronous): `POST /balances` and `GET /balances/{balanceId}`.
 
-use axum::extract::{FromRequest, Path, Request, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use gbal_core::{
@@ -11,14 +11,13 @@ use serde::Serialize;
 
 use crate::accept::schema::AcceptV1 as AcceptV1Header;
 use crate::accept::{AcceptV1, V1};
-use crate::audit::{Asked, Unfinished};
 use crate::auth::Caller;
 use crate::body::V1Query;
 use crate::deadline::Deadline;
 use crate::error::{ApiError, ErrorBody, FunctionalErrorItem};
 use crate::hal::{self, Links};
-use crate::metric;
 use crate::middleware::Correlation;
+use crate::post;
 use crate::state::AppState;
 use crate::time_format::rfc3339;
 
@@ -176,39 +175,19 @@ pub(crate) async fn post_balances(
         deadline: Some(deadline),
         ..context
     };
-    let asked = |query| Asked {
-        caller: caller.id(),
-        api_version: ApiVersion::V1,
-        query,
-        http_request_id: context.request_id.as_deref(),
-    };
-    let clock = state.service().clock();
-    // The body is read only for the version asked for (as the extractors would), and a
-    // refusal of either is recorded.
-    let query = match accept {
-        Ok(_) => V1Query::from_request(request, &state).await,
-        Err(error) => Err(error),
-    };
-    let query = match query {
-        Ok(V1Query(query)) => query,
-        Err(error) => {
-            state.audit().invalid(clock.now(), &asked(None), &error);
-            return Err(error);
-        }
-    };
-    let unfinished = Unfinished::new(state.audit(), &**clock, asked(Some(&query)), deadline);
-    let check = state
-        .service()
-        .check(caller.id(), &query, ApiVersion::V1, &context);
-    let result = metric::balance_check(ApiVersion::V1, check).await;
-    unfinished.ended();
-    let answer = match &result {
-        Ok(outcome) => post_answer(&state, outcome),
-        Err(error) => Err(refusal(error)),
-    };
-    let asked = asked(Some(&query));
-    state.audit().check(clock.now(), &asked, &result, &answer);
-    answer
+    post::audited_check::<V1, V1Query>(
+        &state,
+        &caller,
+        accept.map(drop),
+        request,
+        &context,
+        deadline,
+        |_, result| match result {
+            Ok(outcome) => post_answer(&state, outcome),
+            Err(error) => Err(refusal(error)),
+        },
+    )
+    .await
 }
 
 /// The v1 answer to a check that ended: 200 with the balance, 202 pending, or the error GMS

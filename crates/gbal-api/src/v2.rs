@@ -1,6 +1,6 @@
 //! API v2 (phase 5, synchronous): `POST /{grn}/balance`.
 
-use axum::extract::{FromRequest, Request, State};
+use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use gbal_core::{
@@ -11,14 +11,13 @@ use serde::Serialize;
 
 use crate::accept::schema::AcceptV2 as AcceptV2Header;
 use crate::accept::{AcceptV2, V2};
-use crate::audit::{Asked, Unfinished};
 use crate::auth::Caller;
 use crate::body::V2Query;
 use crate::deadline::Deadline;
 use crate::error::{ApiError, ErrorBody, GMS_QUERY_LIMIT_RETRY};
 use crate::hal::{self, Links};
-use crate::metric;
 use crate::middleware::Correlation;
+use crate::post;
 use crate::state::AppState;
 
 /// The message of an unknown GRN or a wrong access code.
@@ -95,39 +94,19 @@ pub(crate) async fn post_balance(
         deadline: Some(deadline),
         ..context
     };
-    let asked = |query| Asked {
-        caller: caller.id(),
-        api_version: ApiVersion::V2,
-        query,
-        http_request_id: context.request_id.as_deref(),
-    };
-    let clock = state.service().clock();
-    // The body is read only for the version asked for (as the extractors would), and a
-    // refusal of either is recorded.
-    let query = match accept {
-        Ok(_) => V2Query::from_request(request, &state).await,
-        Err(error) => Err(error),
-    };
-    let query = match query {
-        Ok(V2Query(query)) => query,
-        Err(error) => {
-            state.audit().invalid(clock.now(), &asked(None), &error);
-            return Err(error);
-        }
-    };
-    let unfinished = Unfinished::new(state.audit(), &**clock, asked(Some(&query)), deadline);
-    let check = state
-        .service()
-        .check(caller.id(), &query, ApiVersion::V2, &context);
-    let result = metric::balance_check(ApiVersion::V2, check).await;
-    unfinished.ended();
-    let answer = match &result {
-        Ok(outcome) => answer(&state, &query, outcome),
-        Err(error) => Err(refusal(error)),
-    };
-    let asked = asked(Some(&query));
-    state.audit().check(clock.now(), &asked, &result, &answer);
-    answer
+    post::audited_check::<V2, V2Query>(
+        &state,
+        &caller,
+        accept.map(drop),
+        request,
+        &context,
+        deadline,
+        |query, result| match result {
+            Ok(outcome) => answer(&state, query, outcome),
+            Err(error) => Err(refusal(error)),
+        },
+    )
+    .await
 }
 
 /// The v2 answer to a check that ended: 200 with the balance, 504 when GMS did not answer in

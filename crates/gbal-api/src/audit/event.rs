@@ -124,6 +124,11 @@ impl<'a> AuditEvent<'a> {
         let mut event = Self::new(EventType::InternalError, time, http_status);
         match result {
             Ok(CheckOutcome::Completed(answered)) => {
+                event.event_type = match answered.outcome() {
+                    Outcome::Success(_) => EventType::Success,
+                    Outcome::FunctionalError { .. } => EventType::FunctionalError,
+                    Outcome::XmlError { .. } => EventType::XmlError,
+                };
                 event.balance_request_id = Some(answered.request().id);
                 event.with_outcome(answered.outcome());
             }
@@ -148,19 +153,13 @@ impl<'a> AuditEvent<'a> {
         event
     }
 
-    /// Sets the type and details of what GMS answered.
+    /// Sets the details of what GMS answered: its balance or its errors.
     pub(crate) fn with_outcome(&mut self, outcome: &'a Outcome) {
         match outcome {
             Outcome::Success(balance) => {
-                self.event_type = EventType::Success;
                 self.balance = Some((&balance.amount, &balance.currency));
             }
-            Outcome::FunctionalError { errors } => {
-                self.event_type = EventType::FunctionalError;
-                self.errors = Some(errors);
-            }
-            Outcome::XmlError { errors } => {
-                self.event_type = EventType::XmlError;
+            Outcome::FunctionalError { errors } | Outcome::XmlError { errors } => {
                 self.errors = Some(errors);
             }
         }
